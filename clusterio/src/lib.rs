@@ -1,0 +1,1 @@
+//! The I/O half shared by the daemon shells.

@@ -1,0 +1,1 @@
+//! `cmand`: the membership, quorum and group messaging daemon and its tools.

@@ -1,0 +1,24 @@
+//! The shared library of the cluster stack.
+//!
+//! Everything here is pure: protocol cores are state machines that take the time and
+//! randomness as arguments and return what they want done. The daemons (`cmand`,
+//! `fenced`, ...) are thin shells that carry the I/O. Because of that, the simulator in
+//! [`sim`] can run many nodes' cores in one process under a seeded fault schedule.
+//!
+//! Modules:
+//! - [`config`]: the `cluster.conf` model, parser with line:column errors, validation, writer.
+//! - [`quorum`]: votes, expected votes and the quorum threshold, as cman computes them.
+//! - [`wire`]: the authenticated datagram envelope and key files.
+//! - [`ipc`]: the local request/response/event protocol between daemons and tools.
+//! - [`sim`]: the deterministic many-node simulator.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod ipc;
+pub mod quorum;
+pub mod sim;
+pub mod types;
+pub mod wire;
+
+pub use types::{Millis, NodeId};

@@ -1,0 +1,1 @@
+//! The lab: multi-node clusters on one machine, fault injection, history checkers.
