@@ -10,12 +10,14 @@
 //! - [`quorum`]: votes, expected votes and the quorum threshold, as cman computes them.
 //! - [`wire`]: the authenticated datagram envelope and key files.
 //! - [`ipc`]: the local request/response/event protocol between daemons and tools.
+//! - [`membership`]: heartbeats, view agreement, quorum and ordered group messaging (cmand's core).
 //! - [`sim`]: the deterministic many-node simulator.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod config;
 pub mod ipc;
+pub mod membership;
 pub mod quorum;
 pub mod sim;
 pub mod types;
