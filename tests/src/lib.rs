@@ -1,1 +1,9 @@
 //! The lab: multi-node clusters on one machine, fault injection, history checkers.
+//!
+//! `clusterlab` (src/bin) builds a cluster from a cluster.conf: one directory per node
+//! with its own config copy, runtime directory and logs, the project's daemons started as
+//! real processes, and every process recorded in `DIR/lab.json` so faults can be injected
+//! and everything stopped by pid.
+
+pub mod procs;
+pub mod state;
