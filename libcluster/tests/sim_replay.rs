@@ -1,32 +1,19 @@
 //! The replay command works end to end: this test binary reruns itself with `SIM_SEED` set,
 //! the way a developer pastes the replay line, and gets the same violation from one seed.
 
-use libcluster::sim::toy::{scenario, Flaw, GossipConfig};
-use libcluster::sim::{run_seeds, FaultMenu};
+use libcluster::sim::run_seeds;
+use libcluster::sim::toy::{scenario, stale_message_menu, Flaw, GossipConfig};
 use std::process::Command;
 
 /// The test the replay runs; ignored in normal runs because it is meant to fail.
 const INNER: &str = "flawed_gossip_under_the_environment_seeds";
 
 fn flawed() -> GossipConfig {
-    GossipConfig {
-        flaw: Flaw::RecomputeFromLatest,
-        ..GossipConfig::default()
-    }
-}
-
-/// Every fault, with heavy duplication and wide latency ranges: stale messages arrive late.
-fn reordering() -> FaultMenu {
-    FaultMenu {
-        max_duplication: 0.5,
-        max_delay_ms: 300,
-        max_faults: 20,
-        ..FaultMenu::all(2)
-    }
+    GossipConfig::with_flaw(Flaw::RecomputeFromLatest)
 }
 
 fn run_flawed(seed: u64) -> Result<(), String> {
-    scenario(seed, flawed(), &reordering())
+    scenario(seed, flawed(), &stale_message_menu())
         .map(drop)
         .map_err(|e| e.to_string())
 }

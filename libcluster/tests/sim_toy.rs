@@ -1,26 +1,13 @@
 //! The simulator proven on the toy gossip protocol: random schedules, a planted bug caught and
 //! replayed by seed, determinism of the trace hash.
 
-use libcluster::sim::toy::{scenario, Flaw, GossipConfig};
+use libcluster::sim::toy::{scenario, stale_message_menu, Flaw, GossipConfig};
 use libcluster::sim::{run_seeds, FaultMenu, SeedPlan, SimError};
 use std::collections::BTreeSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 fn flawed() -> GossipConfig {
-    GossipConfig {
-        flaw: Flaw::RecomputeFromLatest,
-        ..GossipConfig::default()
-    }
-}
-
-/// Every fault, with heavy duplication and wide latency ranges: stale messages arrive late.
-fn reordering() -> FaultMenu {
-    FaultMenu {
-        max_duplication: 0.5,
-        max_delay_ms: 300,
-        max_faults: 20,
-        ..FaultMenu::all(2)
-    }
+    GossipConfig::with_flaw(Flaw::RecomputeFromLatest)
 }
 
 /// `RUST_LOG=debug` (with `-- --nocapture`) prints a replayed run as a transcript.
@@ -50,7 +37,7 @@ fn correct_gossip_survives_random_fault_schedules() {
         500,
         |seed| {
             scenario(seed, GossipConfig::default(), &FaultMenu::all(2))?;
-            scenario(seed, GossipConfig::default(), &reordering()).map(drop)
+            scenario(seed, GossipConfig::default(), &stale_message_menu()).map(drop)
         },
     );
 }
@@ -66,7 +53,7 @@ fn flawed_gossip_is_caught_and_the_failure_names_its_seed() {
     let text = panic_text(
         catch_unwind(AssertUnwindSafe(|| {
             plan.run(name, |seed| {
-                scenario(seed, flawed(), &reordering()).map(drop)
+                scenario(seed, flawed(), &stale_message_menu()).map(drop)
             })
         }))
         .expect_err("the flawed toy passed 200 random schedules"),
@@ -87,7 +74,7 @@ fn flawed_gossip_is_caught_and_the_failure_names_its_seed() {
     );
 
     // Replaying the seed reproduces the exact violation.
-    let again = scenario(seed, flawed(), &reordering()).unwrap_err();
+    let again = scenario(seed, flawed(), &stale_message_menu()).unwrap_err();
     assert_eq!(again.to_string(), violation);
     assert!(matches!(again, SimError::Invariant { seed: s, .. } if s == seed));
 }

@@ -63,6 +63,27 @@ impl Default for GossipConfig {
     }
 }
 
+impl GossipConfig {
+    /// The default timings with `flaw` planted.
+    pub fn with_flaw(flaw: Flaw) -> Self {
+        GossipConfig {
+            flaw,
+            ..GossipConfig::default()
+        }
+    }
+}
+
+/// Every fault, with heavy duplication and wide latency ranges, so stale messages arrive
+/// late: the conditions that expose [`Flaw::RecomputeFromLatest`] (in about one schedule in ten).
+pub fn stale_message_menu() -> FaultMenu {
+    FaultMenu {
+        max_duplication: 0.5,
+        max_delay_ms: 300,
+        max_faults: 20,
+        ..FaultMenu::all(2)
+    }
+}
+
 /// What the gossip core asks of its shell.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
@@ -418,10 +439,7 @@ mod tests {
 
     #[test]
     fn flawed_core_goes_down_on_stale_gossip() {
-        let config = GossipConfig {
-            flaw: Flaw::RecomputeFromLatest,
-            ..GossipConfig::default()
-        };
+        let config = GossipConfig::with_flaw(Flaw::RecomputeFromLatest);
         let mut g = Gossip::new(NodeId(1), &[NodeId(2)], config);
         let mut out = Vec::new();
         g.propose(10, &mut out);
