@@ -67,6 +67,9 @@ fn describe_xml_error(text: &str, e: &roxmltree::Error) -> (Pos, String) {
             );
             (at(*p), msg)
         }
+        E::InvalidChar(b'"' | b'\'', b'<', p) => {
+            (at(*p), "an attribute value is not closed: `<` comes before its closing quote".into())
+        }
         E::InvalidChar(expected, actual, p) => (
             at(*p),
             format!("malformed XML: expected `{}` but found {}", *expected as char, shown(*actual)),
