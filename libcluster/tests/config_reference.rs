@@ -51,6 +51,9 @@ fn dom0cluster1_example_reads_into_the_model() {
             ("switch".to_string(), "1".to_string())
         ]
     );
+    assert_eq!((apc.arg("port"), apc.arg("plug")), (Some("2"), None));
+    let pdu = c.fencedevice("fence_station201").unwrap();
+    assert_eq!(pdu.arg("login"), Some("fenceuser"));
     assert_eq!(
         c.fencedevice("fence_station201").unwrap().agent,
         "fence_apc"

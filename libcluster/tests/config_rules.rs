@@ -889,3 +889,34 @@ fn load_rejects_non_utf8_at_the_bad_byte() {
     assert!(err.first_error().message.contains("0xe9"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn models_built_in_code_are_validated_with_unknown_positions() {
+    use libcluster::config::{ClusterConf, ClusterNode};
+    use libcluster::NodeId;
+    let node = |name: &str| ClusterNode {
+        name: name.into(),
+        nodeid: NodeId(1),
+        ..ClusterNode::default()
+    };
+    let c = ClusterConf {
+        name: "c".into(),
+        clusternodes: vec![node("a"), node("b")],
+        ..ClusterConf::default()
+    };
+    let diags = config::validate(&c, "built");
+    let dup = diags
+        .iter()
+        .find(|d| d.severity == Severity::Error)
+        .expect("duplicate nodeid is an error");
+    assert!(
+        dup.message
+            .contains("nodeid 1 of `b` is already used by `a`"),
+        "{dup}"
+    );
+    assert_eq!((dup.line, dup.col), (0, 0));
+    assert!(
+        !dup.message.contains("first at line"),
+        "no source line to point at: {dup}"
+    );
+}

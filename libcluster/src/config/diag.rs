@@ -39,7 +39,7 @@ pub struct Origin {
 
 impl Origin {
     /// An origin for an element at `element`, with no attribute positions yet.
-    pub fn at(element: Pos) -> Origin {
+    pub(crate) fn at(element: Pos) -> Origin {
         Origin {
             element,
             attrs: Vec::new(),
@@ -47,7 +47,7 @@ impl Origin {
     }
 
     /// Records the position of attribute `name`.
-    pub fn set_attr(&mut self, name: &str, pos: Pos) {
+    pub(crate) fn set_attr(&mut self, name: &str, pos: Pos) {
         self.attrs.push((name.to_string(), pos));
     }
 

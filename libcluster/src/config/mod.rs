@@ -46,7 +46,7 @@ use std::path::Path;
 pub use defaults::DEFAULT_TOKEN_MS;
 pub use diag::{Diagnostic, Diagnostics, Origin, Pos, Severity};
 pub use model::{
-    arg, AltName, ClusterConf, ClusterNode, Cman, DeviceRef, FenceDaemon, FenceDevice, FenceMethod,
+    AltName, ClusterConf, ClusterNode, Cman, DeviceRef, FenceDaemon, FenceDevice, FenceMethod,
     FenceXvmd, Multicast, Totem, Transport,
 };
 pub use quorumd::{Heuristic, Quorumd, Scheduler};
@@ -96,18 +96,10 @@ pub fn load(path: &Path) -> Result<Parsed, Diagnostics> {
             let ok = e.utf8_error().valid_up_to();
             let bytes = e.as_bytes();
             let good = std::str::from_utf8(&bytes[..ok]).unwrap_or_default();
-            let line = good.matches('\n').count() + 1;
-            let col = good.rsplit('\n').next().unwrap_or("").chars().count() + 1;
-            let mut report = Report::new(&file);
-            let pos = Pos::new(
-                u32::try_from(line).unwrap_or(u32::MAX),
-                u32::try_from(col).unwrap_or(u32::MAX),
-            );
             let bad = bytes.get(ok).copied().unwrap_or_default();
-            report.error(
-                pos,
-                format!("byte 0x{bad:02x} is not valid UTF-8; cluster.conf must be UTF-8"),
-            );
+            let mut report = Report::new(&file);
+            let msg = format!("byte 0x{bad:02x} is not valid UTF-8; cluster.conf must be UTF-8");
+            report.error(parse::pos_in(good, good.len()), msg);
             Err(report.reject("the file is not valid UTF-8"))
         }
     }

@@ -435,8 +435,22 @@ pub struct FenceDevice {
     pub args: Vec<(String, String)>,
 }
 
+impl DeviceRef {
+    /// The value of argument `name`.
+    pub fn arg(&self, name: &str) -> Option<&str> {
+        arg(&self.args, name)
+    }
+}
+
+impl FenceDevice {
+    /// The value of argument `name`.
+    pub fn arg(&self, name: &str) -> Option<&str> {
+        arg(&self.args, name)
+    }
+}
+
 /// Looks a value up in an ordered attribute list.
-pub fn arg<'a>(args: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(crate) fn arg<'a>(args: &'a [(String, String)], name: &str) -> Option<&'a str> {
     args.iter()
         .find(|(n, _)| n == name)
         .map(|(_, v)| v.as_str())

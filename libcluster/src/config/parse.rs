@@ -25,7 +25,7 @@ pub(crate) fn xml<'i>(text: &'i str, report: &mut Report) -> Option<Document<'i>
 }
 
 /// Position of byte offset `byte` in `text`, as roxmltree counts (characters, 1-based).
-fn pos_in(text: &str, byte: usize) -> Pos {
+pub(crate) fn pos_in(text: &str, byte: usize) -> Pos {
     // Errors come without a document, so `Document::text_pos_at` is out of reach here.
     let line = text[..byte.min(text.len())]
         .bytes()

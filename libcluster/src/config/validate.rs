@@ -282,8 +282,8 @@ fn heuristics(q: &Quorumd, r: &mut Report) {
         }
         if q.interval > 0 && (q.heuristic_interval(h).is_none() || q.heuristic_tko(h).is_none()) {
             let msg = format!(
-                "heuristic `{}` has no interval and tko, and quorumd interval × (tko − 1) = {} s is too short to \
-                 derive them; set interval and tko on the heuristic",
+                "heuristic `{}` leaves interval or tko unset, and quorumd interval × (tko − 1) = {} s is too \
+                 short to derive them; set both on the heuristic",
                 h.program,
                 q.interval.saturating_mul(q.tko().saturating_sub(1))
             );
