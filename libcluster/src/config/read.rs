@@ -77,12 +77,22 @@ pub(crate) fn list<T>(
     read: impl Fn(&mut Reader<'_>, Node<'_, '_>) -> T,
 ) -> Vec<T> {
     let el = r.open(node, Some(&[]));
+    items(r, &el, item, read)
+}
+
+/// Reads the `item` children of `el`, warning about any other child element.
+pub(crate) fn items<T>(
+    r: &mut Reader<'_>,
+    el: &El<'_, '_>,
+    item: &str,
+    read: impl Fn(&mut Reader<'_>, Node<'_, '_>) -> T,
+) -> Vec<T> {
     let mut out = Vec::new();
-    for child in r.children(&el) {
+    for child in r.children(el) {
         if child.tag_name().name() == item {
             out.push(read(r, child));
         } else {
-            r.unknown_element(child, &el);
+            r.unknown_element(child, el);
         }
     }
     out
@@ -253,13 +263,7 @@ fn quorumd(r: &mut Reader<'_>, node: Node<'_, '_>) -> Quorumd {
         master_wins: r.flag(&el, "master_wins", Flag::Numeric),
         ..d
     };
-    for child in r.children(&el) {
-        if child.tag_name().name() == "heuristic" {
-            q.heuristics.push(heuristic(r, child));
-        } else {
-            r.unknown_element(child, &el);
-        }
-    }
+    q.heuristics = items(r, &el, "heuristic", heuristic);
     q.origin = el.origin;
     q
 }
@@ -378,14 +382,7 @@ fn altname(r: &mut Reader<'_>, node: Node<'_, '_>) -> AltName {
 fn method(r: &mut Reader<'_>, node: Node<'_, '_>) -> FenceMethod {
     let el = r.open(node, Some(&["name"]));
     let name = r.required(&el, "name");
-    let mut devices = Vec::new();
-    for child in r.children(&el) {
-        if child.tag_name().name() == "device" {
-            devices.push(device(r, child));
-        } else {
-            r.unknown_element(child, &el);
-        }
-    }
+    let devices = items(r, &el, "device", device);
     FenceMethod {
         origin: el.origin,
         name,

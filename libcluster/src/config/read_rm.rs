@@ -4,7 +4,7 @@ use roxmltree::Node;
 
 use super::defaults::parse_time_s;
 use super::parse::{El, Flag, Reader};
-use super::read::{leaf, list};
+use super::read::{items, leaf, list};
 use super::rm::{
     DependMode, FailoverDomain, FailoverDomainNode, Hypervisor, MigrateMode, Policy, Recovery,
     Resource, Rm, Service, Vm,
@@ -70,11 +70,7 @@ pub(crate) fn rm(r: &mut Reader<'_>, node: Node<'_, '_>) -> Rm {
             }
             "resources" => {
                 let el = r.open(child, Some(&[]));
-                rm.resources = r
-                    .children(&el)
-                    .into_iter()
-                    .map(|c| resource(r, c))
-                    .collect();
+                rm.resources = resources(r, &el);
             }
             "service" => rm.services.push(service(r, child)),
             "vm" => rm.vms.push(vm(r, child)),
@@ -101,30 +97,27 @@ fn failoverdomain(r: &mut Reader<'_>, node: Node<'_, '_>) -> FailoverDomain {
         nofailback: r.flag(&el, "nofailback", Flag::Numeric).unwrap_or(false),
         ..FailoverDomain::default()
     };
-    for child in r.children(&el) {
-        if child.tag_name().name() == "failoverdomainnode" {
-            let el = r.open(child, Some(&["name", "priority"]));
-            d.nodes.push(FailoverDomainNode {
-                name: r.required(&el, "name"),
-                priority: r.u32(&el, "priority"),
-                origin: leaf(r, el),
-            });
-        } else {
-            r.unknown_element(child, &el);
+    d.nodes = items(r, &el, "failoverdomainnode", |r, child| {
+        let el = r.open(child, Some(&["name", "priority"]));
+        FailoverDomainNode {
+            name: r.required(&el, "name"),
+            priority: r.u32(&el, "priority"),
+            origin: leaf(r, el),
         }
-    }
+    });
     d.origin = el.origin;
     d
+}
+
+/// Every child element of `el`, read as a resource tree.
+fn resources(r: &mut Reader<'_>, el: &El<'_, '_>) -> Vec<Resource> {
+    r.children(el).into_iter().map(|c| resource(r, c)).collect()
 }
 
 /// A resource element of any type, with its subtree.
 fn resource(r: &mut Reader<'_>, node: Node<'_, '_>) -> Resource {
     let el = r.open(node, None);
-    let children = r
-        .children(&el)
-        .into_iter()
-        .map(|c| resource(r, c))
-        .collect();
+    let children = resources(r, &el);
     Resource {
         kind: el.tag().to_string(),
         attrs: r.args(&el, &[]),
@@ -137,11 +130,6 @@ fn policy(r: &mut Reader<'_>, el: &El<'_, '_>) -> Policy {
     let d = Policy::default();
     let recoveries = "restart, relocate, disable or restart-disable";
     let time = "a time such as 300, 5m or 1h30m";
-    let mode = |s: &str| match s {
-        "hard" => Some(DependMode::Hard),
-        "soft" => Some(DependMode::Soft),
-        _ => None,
-    };
     Policy {
         domain: r.str(el, "domain"),
         autostart: r
@@ -157,7 +145,7 @@ fn policy(r: &mut Reader<'_>, el: &El<'_, '_>) -> Policy {
             .unwrap_or(0),
         depend: r.str(el, "depend"),
         depend_mode: r
-            .choice(el, "depend_mode", mode, "hard or soft")
+            .choice(el, "depend_mode", DependMode::from_name, "hard or soft")
             .unwrap_or(d.depend_mode),
     }
 }
@@ -166,11 +154,7 @@ fn service(r: &mut Reader<'_>, node: Node<'_, '_>) -> Service {
     let mut known = POLICY_ATTRS.to_vec();
     known.extend(["priority", "nfslock", "nfs_client_cache"]);
     let el = r.open(node, Some(&known));
-    let children = r
-        .children(&el)
-        .into_iter()
-        .map(|c| resource(r, c))
-        .collect();
+    let children = resources(r, &el);
     Service {
         name: r.required(&el, "name"),
         policy: policy(r, &el),
@@ -202,28 +186,13 @@ fn vm(r: &mut Reader<'_>, node: Node<'_, '_>) -> Vm {
         "no_kill",
     ]);
     let el = r.open(node, Some(&known));
-    let migrate = |s: &str| match s {
-        "live" => Some(MigrateMode::Live),
-        "pause" => Some(MigrateMode::Pause),
-        _ => None,
-    };
-    let hypervisor = |s: &str| match s {
-        "auto" => Some(Hypervisor::Auto),
-        "xen" => Some(Hypervisor::Xen),
-        "qemu" => Some(Hypervisor::Qemu),
-        _ => None,
-    };
     let mapping = "a list like node1:host1,node2:host2";
-    let children = r
-        .children(&el)
-        .into_iter()
-        .map(|c| resource(r, c))
-        .collect();
+    let children = resources(r, &el);
     Vm {
         name: r.required(&el, "name"),
         policy: policy(r, &el),
         migrate: r
-            .choice(&el, "migrate", migrate, "live or pause")
+            .choice(&el, "migrate", MigrateMode::from_name, "live or pause")
             .unwrap_or_default(),
         migrate_options: r.str(&el, "migrate_options"),
         tunnelled: r.flag(&el, "tunnelled", Flag::Words).unwrap_or(false),
@@ -235,7 +204,12 @@ fn vm(r: &mut Reader<'_>, node: Node<'_, '_>) -> Vm {
         path: r.str(&el, "path"),
         snapshot: r.str(&el, "snapshot"),
         hypervisor: r
-            .choice(&el, "hypervisor", hypervisor, "auto, xen or qemu")
+            .choice(
+                &el,
+                "hypervisor",
+                Hypervisor::from_name,
+                "auto, xen or qemu",
+            )
             .unwrap_or_default(),
         hypervisor_uri: r.str(&el, "hypervisor_uri"),
         migration_uri: r.str(&el, "migration_uri"),

@@ -190,6 +190,13 @@ impl DependMode {
             DependMode::Soft => "soft",
         }
     }
+
+    /// Parses an attribute value.
+    pub fn from_name(s: &str) -> Option<DependMode> {
+        [DependMode::Hard, DependMode::Soft]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
 }
 
 /// The attributes `<service>` and `<vm>` share: placement and recovery policy.
@@ -272,6 +279,13 @@ impl MigrateMode {
             MigrateMode::Pause => "pause",
         }
     }
+
+    /// Parses an attribute value.
+    pub fn from_name(s: &str) -> Option<MigrateMode> {
+        [MigrateMode::Live, MigrateMode::Pause]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
 }
 
 /// `<vm hypervisor=>`.
@@ -294,6 +308,13 @@ impl Hypervisor {
             Hypervisor::Xen => "xen",
             Hypervisor::Qemu => "qemu",
         }
+    }
+
+    /// Parses an attribute value.
+    pub fn from_name(s: &str) -> Option<Hypervisor> {
+        [Hypervisor::Auto, Hypervisor::Xen, Hypervisor::Qemu]
+            .into_iter()
+            .find(|v| v.as_str() == s)
     }
 }
 
