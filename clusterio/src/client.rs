@@ -159,7 +159,7 @@ pub struct IpcClient<Req, Resp, Ev> {
     stream: UnixStream,
     decoder: FrameDecoder,
     ids: Ids,
-    _types: PhantomData<fn(Req) -> (Resp, Ev)>,
+    _types: PhantomData<fn(Req, Resp, Ev)>,
 }
 
 impl<Req, Resp, Ev> IpcClient<Req, Resp, Ev>
@@ -188,14 +188,7 @@ where
     pub async fn call(&mut self, request: &Req, timeout: Duration) -> Result<Resp, ClientError> {
         let id = self.ids.next();
         let bytes = encode_request(id, request)?;
-        let exchange = async {
-            self.stream
-                .write_all(&bytes)
-                .await
-                .map_err(ClientError::Io)?;
-            self.read_until(|decoder| answer_to::<Resp, Ev>(decoder, id))
-                .await
-        };
+        let exchange = self.exchange(&bytes, |decoder| answer_to::<Resp, Ev>(decoder, id));
         tokio::time::timeout(timeout, exchange)
             .await
             .map_err(|_| ClientError::Timeout { after: timeout })?
@@ -210,14 +203,7 @@ where
         let bytes = Frame::<(), (), ()>::Subscribe { id }
             .encode()
             .map_err(ClientError::Protocol)?;
-        let confirm = async {
-            self.stream
-                .write_all(&bytes)
-                .await
-                .map_err(ClientError::Io)?;
-            self.read_until(|decoder| subscribed::<Resp, Ev>(decoder, id))
-                .await
-        };
+        let confirm = self.exchange(&bytes, |decoder| subscribed::<Resp, Ev>(decoder, id));
         tokio::time::timeout(timeout, confirm)
             .await
             .map_err(|_| ClientError::Timeout { after: timeout })??;
@@ -228,20 +214,40 @@ where
         })
     }
 
-    async fn read_until<T>(
+    /// Writes `bytes`, then reads until `done` finds the answer in the decoded frames.
+    async fn exchange<T>(
         &mut self,
+        bytes: &[u8],
         mut done: impl FnMut(&mut FrameDecoder) -> Option<Result<T, ClientError>>,
     ) -> Result<T, ClientError> {
+        let written = self.stream.write_all(bytes).await;
         let mut buf = vec![0u8; READ_CHUNK];
-        loop {
+        let answer = loop {
             if let Some(result) = done(&mut self.decoder) {
-                return result;
+                break result;
             }
-            match self.stream.read(&mut buf).await.map_err(ClientError::Io)? {
-                0 => return Err(ClientError::Closed),
-                n => self.decoder.push(&buf[..n]),
+            match self.stream.read(&mut buf).await {
+                Ok(0) => break Err(ClientError::Closed),
+                Ok(n) => self.decoder.push(&buf[..n]),
+                Err(e) => break Err(ClientError::Io(e)),
             }
+        };
+        explain_failed_write(written, answer)
+    }
+}
+
+/// When the write failed, the daemon hung up; it may have said why first (`daemon busy`
+/// at the connection limit), and that reason beats the bare `broken pipe`.
+fn explain_failed_write<T>(
+    written: io::Result<()>,
+    answer: Result<T, ClientError>,
+) -> Result<T, ClientError> {
+    match (written, answer) {
+        (Ok(()), answer) => answer,
+        (Err(_), Err(reason @ (ClientError::Daemon { .. } | ClientError::Denied { .. }))) => {
+            Err(reason)
         }
+        (Err(e), _) => Err(ClientError::Io(e)),
     }
 }
 
@@ -346,29 +352,47 @@ impl<Req: Serialize, Resp: DeserializeOwned> BlockingClient<Req, Resp> {
             || Some(deadline.saturating_duration_since(Instant::now())).filter(|d| !d.is_zero());
         let id = self.ids.next();
         let bytes = encode_request(id, request)?;
-        let stall = |e: io::Error| match e.kind() {
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => timed_out(),
-            _ => ClientError::Io(e),
-        };
         self.stream
             .set_write_timeout(Some(remaining().ok_or_else(timed_out)?))
             .map_err(ClientError::Io)?;
-        self.stream.write_all(&bytes).map_err(stall)?;
-        let mut buf = vec![0u8; READ_CHUNK];
-        loop {
-            if let Some(result) = answer_to::<Resp, ()>(&mut self.decoder, id) {
-                return result;
+        let written = match self.stream.write_all(&bytes) {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(timed_out());
             }
-            self.stream
-                .set_read_timeout(Some(remaining().ok_or_else(timed_out)?))
-                .map_err(ClientError::Io)?;
+            written => written,
+        };
+        let mut buf = vec![0u8; READ_CHUNK];
+        let answer = loop {
+            if let Some(result) = answer_to::<Resp, ()>(&mut self.decoder, id) {
+                break result;
+            }
+            let Some(left) = remaining() else {
+                break Err(timed_out());
+            };
+            if let Err(e) = self.stream.set_read_timeout(Some(left)) {
+                break Err(ClientError::Io(e));
+            }
             match self.stream.read(&mut buf) {
-                Ok(0) => return Err(ClientError::Closed),
+                Ok(0) => break Err(ClientError::Closed),
                 Ok(n) => self.decoder.push(&buf[..n]),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(stall(e)),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    break Err(timed_out());
+                }
+                Err(e) => break Err(ClientError::Io(e)),
             }
-        }
+        };
+        explain_failed_write(written, answer)
     }
 }
 

@@ -197,7 +197,7 @@ pub struct Server<Req, Resp, Ev> {
     /// Device and inode of the socket we bound, so we only ever remove our own.
     identity: (u64, u64),
     limits: Limits,
-    _types: PhantomData<fn() -> (Req, Resp, Ev)>,
+    _types: PhantomData<fn(Req, Resp, Ev)>,
 }
 
 impl<Req, Resp, Ev> Server<Req, Resp, Ev>
