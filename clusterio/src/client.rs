@@ -51,6 +51,9 @@ pub enum ClientError {
     Io(io::Error),
     /// The daemon closed the connection before answering.
     Closed,
+    /// An earlier call on this connection was cut off while writing its request, so the
+    /// stream may hold half a frame: nothing more is sent on it. Connect again.
+    Torn,
 }
 
 impl ClientError {
@@ -79,6 +82,9 @@ impl fmt::Display for ClientError {
             }
             ClientError::Io(e) => write!(f, "connection failed: {e}"),
             ClientError::Closed => f.write_str("the daemon closed the connection"),
+            ClientError::Torn => {
+                f.write_str("an earlier call was cut off mid-request; this connection is unusable")
+            }
         }
     }
 }
@@ -102,14 +108,24 @@ pub struct Event<Ev> {
     pub body: Ev,
 }
 
-/// Request ids of one connection: non-zero (0 is the connection itself), wrapping.
+/// What a client tracks about its requests: the last id used (ids are non-zero, 0 being
+/// the connection itself, and wrap) and whether a write was cut off half-way.
 #[derive(Debug, Default)]
-struct Ids(u32);
+struct Ids {
+    last: u32,
+    /// Set before a request is written and cleared once it is whole. If a timeout drops
+    /// the call mid-write, the daemon would read the next request as the rest of this one,
+    /// and might decode it as some other valid request: never write after that.
+    torn: bool,
+}
 
 impl Ids {
-    fn next(&mut self) -> u32 {
-        self.0 = self.0.wrapping_add(1).max(1);
-        self.0
+    fn next(&mut self) -> Result<u32, ClientError> {
+        if self.torn {
+            return Err(ClientError::Torn);
+        }
+        self.last = self.last.wrapping_add(1).max(1);
+        Ok(self.last)
     }
 }
 
@@ -186,7 +202,7 @@ where
 
     /// Sends `request` and waits at most `timeout` for its answer.
     pub async fn call(&mut self, request: &Req, timeout: Duration) -> Result<Resp, ClientError> {
-        let id = self.ids.next();
+        let id = self.ids.next()?;
         let bytes = encode_request(id, request)?;
         let exchange = self.exchange(&bytes, |decoder| answer_to::<Resp, Ev>(decoder, id));
         tokio::time::timeout(timeout, exchange)
@@ -199,7 +215,7 @@ where
     /// too far behind, when the daemon closes the connection). The connection is used for
     /// events only from then on: open another one for calls.
     pub async fn subscribe(mut self, timeout: Duration) -> Result<Subscription<Ev>, ClientError> {
-        let id = self.ids.next();
+        let id = self.ids.next()?;
         let bytes = Frame::<(), (), ()>::Subscribe { id }
             .encode()
             .map_err(ClientError::Protocol)?;
@@ -220,7 +236,9 @@ where
         bytes: &[u8],
         mut done: impl FnMut(&mut FrameDecoder) -> Option<Result<T, ClientError>>,
     ) -> Result<T, ClientError> {
+        self.ids.torn = true;
         let written = self.stream.write_all(bytes).await;
+        self.ids.torn = written.is_err();
         let mut buf = vec![0u8; READ_CHUNK];
         let answer = loop {
             if let Some(result) = done(&mut self.decoder) {
@@ -350,12 +368,15 @@ impl<Req: Serialize, Resp: DeserializeOwned> BlockingClient<Req, Resp> {
         // A zero timeout means "no timeout" to the socket options: never pass one.
         let remaining =
             || Some(deadline.saturating_duration_since(Instant::now())).filter(|d| !d.is_zero());
-        let id = self.ids.next();
+        let id = self.ids.next()?;
         let bytes = encode_request(id, request)?;
         self.stream
             .set_write_timeout(Some(remaining().ok_or_else(timed_out)?))
             .map_err(ClientError::Io)?;
-        let written = match self.stream.write_all(&bytes) {
+        self.ids.torn = true;
+        let written = self.stream.write_all(&bytes);
+        self.ids.torn = written.is_err();
+        let written = match written {
             Err(e)
                 if matches!(
                     e.kind(),
@@ -411,9 +432,21 @@ mod tests {
 
     #[test]
     fn request_ids_skip_zero_when_wrapping() {
-        let mut ids = Ids(u32::MAX - 1);
-        assert_eq!(ids.next(), u32::MAX);
-        assert_eq!(ids.next(), 1);
+        let mut ids = Ids {
+            last: u32::MAX - 1,
+            torn: false,
+        };
+        assert_eq!(ids.next().unwrap(), u32::MAX);
+        assert_eq!(ids.next().unwrap(), 1);
+    }
+
+    #[test]
+    fn no_request_follows_a_torn_one() {
+        let mut ids = Ids {
+            last: 3,
+            torn: true,
+        };
+        assert!(matches!(ids.next(), Err(ClientError::Torn)));
     }
 
     fn decoder_with(frames: &[Frame<(), u32, u8>]) -> FrameDecoder {

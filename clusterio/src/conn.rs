@@ -24,7 +24,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::sync::{mpsc, oneshot, watch};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 type Reply<Resp> = oneshot::Receiver<Result<Resp, ErrorReply>>;
 
@@ -145,7 +145,12 @@ where
     async fn on_request(&mut self, id: u32, request: Req) -> Step {
         let access = request.access();
         if !permits(&self.peer, access, *self.admin_gid.borrow()) {
-            debug!(id, ?access, "request denied");
+            info!(
+                id,
+                ?access,
+                gid = self.peer.gid,
+                "request denied: needs root or the admin group"
+            );
             let message =
                 "this request changes cluster state: it needs root or the cluster admin group";
             return self

@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::net::UnixListener;
 use tokio::sync::{broadcast, mpsc, oneshot, watch, Semaphore};
 use tokio::task::JoinSet;
-use tracing::{debug, info, warn, Instrument};
+use tracing::{debug, error, info, warn, Instrument};
 
 pub use libcluster::ipc::Peer;
 
@@ -284,7 +284,12 @@ where
                         drop(slot);
                     }.instrument(span));
                 }
-                Some(_) = conns.join_next(), if !conns.is_empty() => {}
+                Some(joined) = conns.join_next(), if !conns.is_empty() => {
+                    match joined {
+                        Err(e) if e.is_panic() => error!(error = %e, "connection task panicked"),
+                        _ => {}
+                    }
+                }
                 _ = stopped(&mut shutdown) => break,
             }
         }

@@ -77,6 +77,66 @@ async fn blocking_client_works_without_a_runtime_of_its_own() {
     daemon.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_times_out_and_its_late_answer_is_skipped() {
+    let dir = TempDir::new("timeout");
+    let daemon = Daemon::start(&socket_path(dir.path(), "toyd")).await;
+    let mut client = Client::connect(&daemon.path).await.unwrap();
+    let short = Duration::from_millis(200);
+    // The core holds Stall until released, so this can only time out.
+    assert!(matches!(
+        client.call(&Req::Stall, short).await,
+        Err(ClientError::Timeout { .. })
+    ));
+    let path = daemon.path.clone();
+    let blocking =
+        tokio::task::spawn_blocking(move || call_blocking::<Req, Resp>(&path, &Req::Stall, short));
+    assert!(matches!(
+        blocking.await.unwrap(),
+        Err(ClientError::Timeout { .. })
+    ));
+    let mut other = Client::connect(&daemon.path).await.unwrap();
+    assert_eq!(
+        other.call(&Req::Release, TIMEOUT).await.unwrap(),
+        Resp::Done
+    );
+    // The late `Done` for the stalled call arrives first and must not be taken for this answer.
+    assert_eq!(
+        client.call(&Req::Add(1, 2), TIMEOUT).await.unwrap(),
+        Resp::Sum(3)
+    );
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_cut_off_mid_write_leaves_the_connection_unusable() {
+    let dir = TempDir::new("torn");
+    let daemon = Daemon::start(&socket_path(dir.path(), "toyd")).await;
+    let mut client = Client::connect(&daemon.path).await.unwrap();
+    let short = Duration::from_millis(200);
+    // While Stall is pending the server reads nothing more from this connection, so a
+    // request larger than the socket buffers cannot be written whole.
+    assert!(matches!(
+        client.call(&Req::Stall, short).await,
+        Err(ClientError::Timeout { .. })
+    ));
+    let big = Req::Echo("x".repeat(900 * 1024));
+    assert!(matches!(
+        client.call(&big, short).await,
+        Err(ClientError::Timeout { .. })
+    ));
+    assert!(matches!(
+        client.call(&Req::GetValue, TIMEOUT).await,
+        Err(ClientError::Torn)
+    ));
+    let mut other = Client::connect(&daemon.path).await.unwrap();
+    assert_eq!(
+        other.call(&Req::Release, TIMEOUT).await.unwrap(),
+        Resp::Done
+    );
+    daemon.stop().await;
+}
+
 #[tokio::test]
 async fn connecting_to_a_missing_daemon_says_cannot_connect() {
     let dir = TempDir::new("missing");

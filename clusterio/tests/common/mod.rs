@@ -28,13 +28,19 @@ pub enum Req {
     },
     /// Answered with a daemon-specific error code.
     Fail,
+    /// Not answered until a `Release` comes (on another connection).
+    Stall,
+    /// Answers every stalled request with `Done`, then itself with `Done`.
+    Release,
 }
 
 impl ApiRequest for Req {
     fn access(&self) -> Access {
         match self {
             Req::SetValue(_) | Req::Publish { .. } => Access::Write,
-            Req::Echo(_) | Req::Add(..) | Req::GetValue | Req::Fail => Access::Read,
+            Req::Echo(_) | Req::Add(..) | Req::GetValue | Req::Fail | Req::Stall | Req::Release => {
+                Access::Read
+            }
         }
     }
 }
@@ -132,6 +138,7 @@ async fn core(
 ) {
     let mut value = 0;
     let mut next_index = 0;
+    let mut stalled = Vec::new();
     while let Some(incoming) = requests.recv().await {
         let answer = match &incoming.request {
             Req::Echo(text) => Ok(Resp::Echo(text.clone())),
@@ -144,12 +151,11 @@ async fn core(
             Req::Publish { count, size } => {
                 for _ in 0..*count {
                     let padding = "x".repeat(*size as usize);
-                    publisher
-                        .publish(&Ev::Note {
-                            index: next_index,
-                            padding,
-                        })
-                        .expect("publish");
+                    let event = Ev::Note {
+                        index: next_index,
+                        padding,
+                    };
+                    publisher.publish(&event).expect("publish");
                     next_index += 1;
                 }
                 Ok(Resp::Done)
@@ -158,6 +164,16 @@ async fn core(
                 TOY_ERROR,
                 "the toy daemon fails on purpose",
             )),
+            Req::Stall => {
+                stalled.push(incoming);
+                continue;
+            }
+            Req::Release => {
+                for waiting in stalled.drain(..) {
+                    waiting.respond(Ok(Resp::Done));
+                }
+                Ok(Resp::Done)
+            }
         };
         incoming.respond(answer);
     }
