@@ -12,7 +12,7 @@
 //! One request is in flight per connection: while the core works on it, no further frame is
 //! read, which is the backpressure a pipelining client feels.
 
-use crate::server::{stopped, EventFeed, Incoming, Limits};
+use crate::server::{stopped, Channels, Incoming, Limits};
 use libcluster::ipc::{
     permits, ApiRequest, ErrorCode, ErrorReply, Frame, FrameDecoder, IpcError, Peer,
 };
@@ -23,10 +23,11 @@ use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio::sync::broadcast::{self, error::RecvError};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::oneshot;
 use tracing::{debug, info, warn};
 
 type Reply<Resp> = oneshot::Receiver<Result<Resp, ErrorReply>>;
+type Answer<Resp> = Result<Result<Resp, ErrorReply>, oneshot::error::RecvError>;
 
 /// Whether the connection goes on (`Continue`) or closes (`Break`); every reason to close
 /// is logged where it is found.
@@ -40,9 +41,7 @@ pub(crate) struct Conn<Req, Resp, Ev> {
     peer: Peer,
     limits: Limits,
     decoder: FrameDecoder,
-    requests: mpsc::Sender<Incoming<Req, Resp>>,
-    events: EventFeed<Ev>,
-    admin_gid: watch::Receiver<Option<u32>>,
+    channels: Channels<Req, Resp, Ev>,
     /// The request the core is working on, by id.
     pending: Option<(u32, Reply<Resp>)>,
     subscription: Option<broadcast::Receiver<Arc<[u8]>>>,
@@ -58,9 +57,7 @@ where
         stream: UnixStream,
         peer: Peer,
         limits: Limits,
-        requests: mpsc::Sender<Incoming<Req, Resp>>,
-        events: EventFeed<Ev>,
-        admin_gid: watch::Receiver<Option<u32>>,
+        channels: Channels<Req, Resp, Ev>,
     ) -> Self {
         let decoder = FrameDecoder::new(limits.max_frame_len);
         Conn {
@@ -68,52 +65,19 @@ where
             peer,
             limits,
             decoder,
-            requests,
-            events,
-            admin_gid,
+            channels,
             pending: None,
             subscription: None,
         }
     }
 
-    pub(crate) async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+    pub(crate) async fn run(mut self) {
         debug!(gid = self.peer.gid, groups = ?self.peer.groups, "connected");
         let mut buf = vec![0u8; 16 * 1024];
         loop {
-            if self.pending.is_none() {
-                match self.decoder.next_frame::<Req, (), ()>() {
-                    Ok(Some(frame)) => match self.on_frame(frame).await {
-                        GO_ON => continue,
-                        _ => return,
-                    },
-                    Ok(None) => {}
-                    Err(e) => match self.on_bad_frame(e).await {
-                        GO_ON => continue,
-                        _ => return,
-                    },
-                }
-            }
-            let step = tokio::select! {
-                read = self.stream.read(&mut buf), if self.pending.is_none() => match read {
-                    Ok(0) => CLOSE,
-                    Ok(n) => {
-                        self.decoder.push(&buf[..n]);
-                        GO_ON
-                    }
-                    Err(e) => {
-                        debug!(error = %e, "read failed; closing");
-                        CLOSE
-                    }
-                },
-                (id, answer) = reply(&mut self.pending) => {
-                    self.pending = None;
-                    let answer = answer.unwrap_or_else(|_| {
-                        Err(ErrorReply::new(ErrorCode::INTERNAL, "the daemon dropped the request"))
-                    });
-                    self.write_answer(id, answer).await
-                },
-                event = next_event(&mut self.subscription) => self.forward_event(event).await,
-                _ = stopped(&mut shutdown) => CLOSE,
+            let step = match self.next_buffered_frame().await {
+                Some(step) => step,
+                None => self.wait_for_something(&mut buf).await,
             };
             if step.is_break() {
                 debug!("connection closed");
@@ -122,12 +86,51 @@ where
         }
     }
 
+    /// Waits for bytes from the client, the core's answer, an event or the shutdown.
+    async fn wait_for_something(&mut self, buf: &mut [u8]) -> Step {
+        tokio::select! {
+            read = self.stream.read(buf), if self.pending.is_none() => match read {
+                Ok(0) => CLOSE,
+                Ok(n) => {
+                    self.decoder.push(&buf[..n]);
+                    GO_ON
+                }
+                Err(e) => {
+                    debug!(error = %e, "read failed; closing");
+                    CLOSE
+                }
+            },
+            (id, answer) = reply(&mut self.pending) => {
+                self.pending = None;
+                let answer = answer.unwrap_or_else(|_| {
+                    Err(ErrorReply::new(ErrorCode::INTERNAL, "the daemon dropped the request"))
+                });
+                self.write_answer(id, answer).await
+            },
+            event = next_event(&mut self.subscription) => self.forward_event(event).await,
+            _ = stopped(&mut self.channels.shutdown) => CLOSE,
+        }
+    }
+
+    /// Handles the next complete frame already received, unless the core is busy with
+    /// this connection's last request; `None` when there is nothing to do without reading.
+    async fn next_buffered_frame(&mut self) -> Option<Step> {
+        if self.pending.is_some() {
+            return None;
+        }
+        Some(match self.decoder.next_frame::<Req, (), ()>() {
+            Ok(Some(frame)) => self.on_frame(frame).await,
+            Ok(None) => return None,
+            Err(e) => self.on_bad_frame(e).await,
+        })
+    }
+
     async fn on_frame(&mut self, frame: Frame<Req, (), ()>) -> Step {
         match frame {
             Frame::Request { id, body } => self.on_request(id, body).await,
             Frame::Subscribe { id } => {
                 if self.subscription.is_none() {
-                    self.subscription = Some(self.events.subscribe());
+                    self.subscription = Some(self.channels.events.subscribe());
                 }
                 self.write(Frame::<(), (), ()>::Subscribed { id }).await
             }
@@ -144,7 +147,7 @@ where
 
     async fn on_request(&mut self, id: u32, request: Req) -> Step {
         let access = request.access();
-        if !permits(&self.peer, access, *self.admin_gid.borrow()) {
+        if !permits(&self.peer, access, *self.channels.admin_gid.borrow()) {
             info!(
                 id,
                 ?access,
@@ -163,7 +166,12 @@ where
             request,
             reply: tx,
         };
-        match tokio::time::timeout(self.limits.queue_timeout, self.requests.send(incoming)).await {
+        match tokio::time::timeout(
+            self.limits.queue_timeout,
+            self.channels.requests.send(incoming),
+        )
+        .await
+        {
             Ok(Ok(())) => {
                 self.pending = Some((id, rx));
                 GO_ON
@@ -276,12 +284,7 @@ where
 }
 
 /// The core's answer to the pending request; never resolves when there is none.
-async fn reply<Resp>(
-    in_flight: &mut Option<(u32, Reply<Resp>)>,
-) -> (
-    u32,
-    Result<Result<Resp, ErrorReply>, oneshot::error::RecvError>,
-) {
+async fn reply<Resp>(in_flight: &mut Option<(u32, Reply<Resp>)>) -> (u32, Answer<Resp>) {
     match in_flight {
         Some((id, rx)) => (*id, rx.await),
         None => pending().await,

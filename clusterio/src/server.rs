@@ -10,7 +10,7 @@ use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt}
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::UnixListener;
+use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{broadcast, mpsc, oneshot, watch, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{debug, error, info, warn, Instrument};
@@ -253,49 +253,62 @@ where
     ) {
         let slots = Arc::new(Semaphore::new(self.limits.max_connections));
         let mut conns = JoinSet::new();
+        let channels = Channels {
+            requests,
+            events,
+            admin_gid,
+            shutdown: shutdown.clone(),
+        };
         loop {
             tokio::select! {
-                accepted = self.listener.accept() => {
-                    let stream = match accepted {
-                        Ok((stream, _)) => stream,
-                        Err(e) => {
-                            // Out of descriptors, usually: back off instead of spinning.
-                            warn!(error = %e, "accept failed");
-                            tokio::time::sleep(Duration::from_millis(100)).await;
-                            continue;
-                        }
-                    };
-                    let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-                        refuse_busy(&stream, self.limits.max_connections);
-                        continue;
-                    };
-                    let peer = match crate::peer_credentials(&stream) {
-                        Ok(peer) => peer,
-                        Err(e) => {
-                            debug!(error = %e, "no peer credentials; closing");
-                            continue;
-                        }
-                    };
-                    let span = tracing::debug_span!("ipc", pid = peer.pid, uid = peer.uid);
-                    let conn = Conn::new(stream, peer, self.limits, requests.clone(), events.clone(), admin_gid.clone());
-                    let shutdown = shutdown.clone();
-                    conns.spawn(async move {
-                        conn.run(shutdown).await;
-                        drop(slot);
-                    }.instrument(span));
-                }
-                Some(joined) = conns.join_next(), if !conns.is_empty() => {
-                    match joined {
-                        Err(e) if e.is_panic() => error!(error = %e, "connection task panicked"),
-                        _ => {}
+                accepted = self.listener.accept() => match accepted {
+                    Ok((stream, _)) => self.admit(stream, &slots, &channels, &mut conns),
+                    Err(e) => {
+                        // Out of descriptors, usually: back off instead of spinning.
+                        warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
                     }
-                }
+                },
+                Some(joined) = conns.join_next(), if !conns.is_empty() => match joined {
+                    Err(e) if e.is_panic() => error!(error = %e, "connection task panicked"),
+                    _ => {}
+                },
                 _ = stopped(&mut shutdown) => break,
             }
         }
         conns.shutdown().await;
         self.remove_own_socket();
         info!(path = %self.path.display(), "stopped listening");
+    }
+
+    /// Starts a task for a new connection if a slot is free, else tells it `daemon busy`.
+    fn admit(
+        &self,
+        stream: UnixStream,
+        slots: &Arc<Semaphore>,
+        channels: &Channels<Req, Resp, Ev>,
+        conns: &mut JoinSet<()>,
+    ) {
+        let Ok(slot) = Arc::clone(slots).try_acquire_owned() else {
+            refuse_busy(&stream, self.limits.max_connections);
+            return;
+        };
+        let peer = match crate::peer_credentials(&stream) {
+            Ok(peer) => peer,
+            Err(e) => {
+                debug!(error = %e, "no peer credentials; closing");
+                return;
+            }
+        };
+        let span = tracing::debug_span!("ipc", pid = peer.pid, uid = peer.uid);
+        let conn = Conn::new(stream, peer, self.limits, channels.clone());
+        conns.spawn(
+            async move {
+                conn.run().await;
+                drop(slot);
+            }
+            .instrument(span),
+        );
     }
 
     fn remove_own_socket(&self) {
@@ -309,6 +322,25 @@ where
     }
 }
 
+/// The channels between the server's connection tasks and the daemon; each task has a clone.
+pub(crate) struct Channels<Req, Resp, Ev> {
+    pub(crate) requests: mpsc::Sender<Incoming<Req, Resp>>,
+    pub(crate) events: EventFeed<Ev>,
+    pub(crate) admin_gid: watch::Receiver<Option<u32>>,
+    pub(crate) shutdown: watch::Receiver<bool>,
+}
+
+impl<Req, Resp, Ev> Clone for Channels<Req, Resp, Ev> {
+    fn clone(&self) -> Self {
+        Channels {
+            requests: self.requests.clone(),
+            events: self.events.clone(),
+            admin_gid: self.admin_gid.clone(),
+            shutdown: self.shutdown.clone(),
+        }
+    }
+}
+
 /// Resolves when `shutdown` is true or can no longer change.
 pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     // An error means the sender is gone: nobody can keep us running any more.
@@ -317,7 +349,7 @@ pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
 
 /// Tells a client over the connection limit why it is closed. The frame is tiny and the
 /// socket new, so a non-blocking write always fits; if not, the close says enough.
-fn refuse_busy(stream: &tokio::net::UnixStream, max: usize) {
+fn refuse_busy(stream: &UnixStream, max: usize) {
     debug!(max, "connection limit reached; refusing");
     let reply = ErrorReply::new(
         ErrorCode::BUSY,
