@@ -129,38 +129,75 @@ impl Ids {
     }
 }
 
-/// Drains buffered frames until the answer to `id` turns up; `None` if more bytes are
-/// needed. Answers to earlier (timed-out) requests and stray events are skipped.
-fn answer_to<Resp, Ev>(decoder: &mut FrameDecoder, id: u32) -> Option<Result<Resp, ClientError>>
+/// Drains buffered frames until the daemon's answer to `id` (a `Response`, `Subscribed`
+/// or `Error` with that id, or an `Error` about the whole connection) turns up; `None` if
+/// more bytes are needed. Answers to earlier, timed-out requests and events are skipped.
+fn reply_to<Resp, Ev>(
+    decoder: &mut FrameDecoder,
+    id: u32,
+) -> Option<Result<Frame<(), Resp, Ev>, ClientError>>
 where
     Resp: DeserializeOwned,
     Ev: DeserializeOwned,
 {
     loop {
-        let frame = match decoder.next_frame::<(), Resp, Ev>() {
-            Ok(Some(frame)) => frame,
+        match decoder.next_frame::<(), Resp, Ev>() {
             Ok(None) => return None,
-            Err(IpcError::Body {
-                id: Some(other), ..
-            }) if other != id => continue,
-            Err(e) => return Some(Err(ClientError::Protocol(e))),
-        };
-        match frame {
-            Frame::Response { id: got, body } if got == id => return Some(Ok(body)),
-            Frame::Error {
+            Ok(Some(Frame::Error {
                 id: got,
                 code,
                 message,
-            } if got == id || got == 0 => {
+            })) if got == id || got == 0 => {
                 return Some(Err(ClientError::from_reply(code, message)));
             }
-            Frame::Response { .. }
-            | Frame::Error { .. }
-            | Frame::Event { .. }
-            | Frame::Subscribed { .. } => {}
-            other => return Some(Err(ClientError::Unexpected { kind: other.kind() })),
+            Ok(Some(frame @ (Frame::Response { id: got, .. } | Frame::Subscribed { id: got })))
+                if got == id =>
+            {
+                return Some(Ok(frame))
+            }
+            Ok(Some(
+                Frame::Response { .. }
+                | Frame::Error { .. }
+                | Frame::Subscribed { .. }
+                | Frame::Event { .. },
+            )) => {}
+            Ok(Some(other)) => return Some(Err(ClientError::Unexpected { kind: other.kind() })),
+            Err(IpcError::Body {
+                kind: FrameKind::Event,
+                ..
+            }) => {}
+            Err(IpcError::Body {
+                id: Some(other), ..
+            }) if other != id => {}
+            Err(e) => return Some(Err(ClientError::Protocol(e))),
         }
     }
+}
+
+/// [`reply_to`] a call: the response body.
+fn answer_to<Resp, Ev>(decoder: &mut FrameDecoder, id: u32) -> Option<Result<Resp, ClientError>>
+where
+    Resp: DeserializeOwned,
+    Ev: DeserializeOwned,
+{
+    Some(match reply_to::<Resp, Ev>(decoder, id)? {
+        Ok(Frame::Response { body, .. }) => Ok(body),
+        Ok(other) => Err(ClientError::Unexpected { kind: other.kind() }),
+        Err(e) => Err(e),
+    })
+}
+
+/// [`reply_to`] a subscription: the confirmation.
+fn subscribed<Resp, Ev>(decoder: &mut FrameDecoder, id: u32) -> Option<Result<(), ClientError>>
+where
+    Resp: DeserializeOwned,
+    Ev: DeserializeOwned,
+{
+    Some(match reply_to::<Resp, Ev>(decoder, id)? {
+        Ok(Frame::Subscribed { .. }) => Ok(()),
+        Ok(other) => Err(ClientError::Unexpected { kind: other.kind() }),
+        Err(e) => Err(e),
+    })
 }
 
 fn encode_request<Req: Serialize>(id: u32, request: &Req) -> Result<Vec<u8>, ClientError> {
@@ -266,34 +303,6 @@ fn explain_failed_write<T>(
             Err(reason)
         }
         (Err(e), _) => Err(ClientError::Io(e)),
-    }
-}
-
-/// Waits for `Subscribed{id}`. The server starts forwarding events only after writing it,
-/// so no event can come first; answers to earlier timed-out calls are skipped.
-fn subscribed<Resp, Ev>(decoder: &mut FrameDecoder, id: u32) -> Option<Result<(), ClientError>>
-where
-    Resp: DeserializeOwned,
-    Ev: DeserializeOwned,
-{
-    loop {
-        match decoder.next_frame::<(), Resp, Ev>() {
-            Ok(Some(Frame::Subscribed { id: got })) if got == id => return Some(Ok(())),
-            Ok(Some(Frame::Error {
-                id: got,
-                code,
-                message,
-            })) if got == id || got == 0 => {
-                return Some(Err(ClientError::from_reply(code, message)));
-            }
-            Ok(Some(Frame::Response { .. } | Frame::Error { .. })) => {}
-            Ok(Some(other)) => return Some(Err(ClientError::Unexpected { kind: other.kind() })),
-            Ok(None) => return None,
-            Err(IpcError::Body {
-                id: Some(other), ..
-            }) if other != id => {}
-            Err(e) => return Some(Err(ClientError::Protocol(e))),
-        }
     }
 }
 
