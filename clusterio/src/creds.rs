@@ -28,6 +28,18 @@ pub fn peer_credentials(stream: &UnixStream) -> io::Result<Peer> {
     })
 }
 
+/// The gid of the group named `name` (as in `<cman admin_group="NAME">`), from the system's
+/// group database; `None` if there is no such group or the lookup failed.
+pub fn group_id(name: &str) -> Option<u32> {
+    match nix::unistd::Group::from_name(name) {
+        Ok(group) => group.map(|g| g.gid.as_raw()),
+        Err(e) => {
+            tracing::warn!(group = name, error = %e, "cannot look up group");
+            None
+        }
+    }
+}
+
 fn groups_if_same_ids(status: &str, uid: u32, gid: u32) -> Option<Vec<u32>> {
     let effective = |key: &str| {
         field(status, key)?
@@ -87,6 +99,12 @@ mod tests {
         // Real ids, or another process that took the pid, do not count.
         assert_eq!(groups_if_same_ids(STATUS, 1000, 100), None);
         assert_eq!(groups_if_same_ids(STATUS, 1001, 100), None);
+    }
+
+    #[test]
+    fn group_names_resolve_to_their_gid() {
+        assert_eq!(group_id("root"), Some(0));
+        assert_eq!(group_id("no-such-group-for-clusterio-tests"), None);
     }
 
     #[test]

@@ -21,7 +21,7 @@ pub mod logging;
 mod server;
 
 pub use client::{call_blocking, BlockingClient, ClientError, Event, IpcClient, Subscription};
-pub use creds::{parse_status_groups, peer_credentials};
+pub use creds::{group_id, parse_status_groups, peer_credentials};
 pub use server::{EventFeed, EventPublisher, Incoming, Limits, Server, ServerError};
 
 use std::path::{Path, PathBuf};

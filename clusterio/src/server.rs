@@ -251,7 +251,8 @@ where
         admin_gid: watch::Receiver<Option<u32>>,
         mut shutdown: watch::Receiver<bool>,
     ) {
-        let slots = Arc::new(Semaphore::new(self.limits.max_connections));
+        let max = self.limits.max_connections.min(Semaphore::MAX_PERMITS);
+        let slots = Arc::new(Semaphore::new(max));
         let mut conns = JoinSet::new();
         let channels = Channels {
             requests,
