@@ -98,3 +98,16 @@ fn appendix_b_as_printed_is_rejected_at_the_broken_closing_tag() {
         "{e}"
     );
 }
+
+/// Found by the config_parse fuzz target: a rule about an element the file lacks (here
+/// `<cman>`, misspelt) reported at 0:0. Every diagnostic of a file points inside it.
+#[test]
+fn rules_about_a_missing_element_point_at_the_cluster_element() {
+    let text = "<?xml version=\"1.0\"?>\n<cluster name=\"c\" config_version=\"1\">\n  <quorumd label=\"q\" votes=\"1\"/>\n  <cmanx expected_votes=\"2\"/>\n  <clusternodes>\n    <clusternode name=\"a\" nodeid=\"1\"/>\n    <clusternode name=\"b\" nodeid=\"2\"/>\n  </clusternodes>\n</cluster>\n";
+    let parsed = libcluster::config::parse(text, "f.conf").expect("valid with warnings");
+    assert!(!parsed.warnings.is_empty());
+    for w in &parsed.warnings {
+        assert!(w.line >= 1 && w.col >= 1, "{w} has no position");
+    }
+    assert!(parsed.warnings.iter().any(|w| w.line == 2 && w.message.contains("expected_votes")), "{:?}", parsed.warnings);
+}

@@ -203,6 +203,9 @@ impl std::error::Error for Diagnostics {
 pub(crate) struct Report {
     file: String,
     items: Vec<Diagnostic>,
+    /// Where a rule about an element absent from the file points (the root element), so
+    /// that a diagnostic read from a file always names a line and column inside it.
+    fallback: Pos,
 }
 
 impl Report {
@@ -210,10 +213,17 @@ impl Report {
         Report {
             file: file.to_string(),
             items: Vec::new(),
+            fallback: Pos::default(),
         }
     }
 
+    /// Diagnostics about elements the file does not contain point at `pos` from now on.
+    pub(crate) fn set_fallback(&mut self, pos: Pos) {
+        self.fallback = pos;
+    }
+
     pub(crate) fn error(&mut self, pos: Pos, message: impl Into<String>) {
+        let pos = self.placed(pos);
         let taken = self
             .items
             .iter()
@@ -227,7 +237,16 @@ impl Report {
         self.push(pos, Severity::Warning, message.into());
     }
 
+    fn placed(&self, pos: Pos) -> Pos {
+        if pos == Pos::default() {
+            self.fallback
+        } else {
+            pos
+        }
+    }
+
     fn push(&mut self, pos: Pos, severity: Severity, message: String) {
+        let pos = self.placed(pos);
         self.items.push(Diagnostic {
             file: self.file.clone(),
             line: pos.line,

@@ -73,6 +73,7 @@ pub fn parse(text: &str, file: &str) -> Result<Parsed, Diagnostics> {
     let config = parse::xml(text, &mut report)
         .and_then(|doc| read::cluster(&mut parse::Reader::new(&mut report), &doc));
     if let Some(c) = &config {
+        report.set_fallback(c.origin.element());
         validate::check(c, &mut report);
     }
     match config {
