@@ -11,11 +11,13 @@
 //! - [`wire`]: the authenticated datagram envelope and key files.
 //! - [`ipc`]: the local request/response/event protocol between daemons and tools.
 //! - [`membership`]: heartbeats, view agreement, quorum and ordered group messaging (cmand's core).
+//! - [`history`]: the event records every daemon appends for the lab's checkers.
 //! - [`sim`]: the deterministic many-node simulator.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod history;
 pub mod ipc;
 pub mod membership;
 pub mod quorum;

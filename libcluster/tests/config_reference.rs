@@ -109,5 +109,12 @@ fn rules_about_a_missing_element_point_at_the_cluster_element() {
     for w in &parsed.warnings {
         assert!(w.line >= 1 && w.col >= 1, "{w} has no position");
     }
-    assert!(parsed.warnings.iter().any(|w| w.line == 2 && w.message.contains("expected_votes")), "{:?}", parsed.warnings);
+    assert!(
+        parsed
+            .warnings
+            .iter()
+            .any(|w| w.line == 2 && w.message.contains("expected_votes")),
+        "{:?}",
+        parsed.warnings
+    );
 }

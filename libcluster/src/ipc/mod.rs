@@ -34,6 +34,7 @@
 //! group (`<cman admin_group="NAME">`).
 
 mod access;
+pub mod cman;
 mod error;
 mod frame;
 
