@@ -314,3 +314,68 @@ impl Drop for LabGuard {
         let _ = down(&mut self.lab);
     }
 }
+
+/// A cluster.conf of `n` nodes named n1..nN (ids 1..N, one vote each), for tests and
+/// benchmarks. `two_node` sets `<cman two_node="1" expected_votes="1">` (n must be 2).
+pub fn simple_config(cluster: &str, n: u32, two_node: bool, version: u64) -> String {
+    let cman = if two_node {
+        "  <cman two_node=\"1\" expected_votes=\"1\"/>\n".to_string()
+    } else {
+        "  <cman/>\n".to_string()
+    };
+    let nodes: String = (1..=n)
+        .map(|i| format!("    <clusternode name=\"n{i}\" nodeid=\"{i}\" votes=\"1\"/>\n"))
+        .collect();
+    format!(
+        "<?xml version=\"1.0\"?>\n<cluster name=\"{cluster}\" config_version=\"{version}\">\n{cman}  <clusternodes>\n{nodes}  </clusternodes>\n</cluster>\n"
+    )
+}
+
+/// For tests: a fresh lab directory under the system temp dir, unique per process and
+/// name, and a cluster.conf written into it.
+pub fn test_lab_dir(name: &str, conf_text: &str) -> (PathBuf, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("clab-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create lab dir");
+    let conf = dir.join("cluster.conf");
+    std::fs::write(&conf, conf_text).expect("write config");
+    (dir, conf)
+}
+
+/// For tests: whether the project's daemons are built beside this test binary. When not,
+/// prints why and the command to fix it; in CI (CI=true) a missing binary is a failure.
+pub fn binaries_present() -> bool {
+    let bin = default_bin_dir().join("cmand");
+    if bin.exists() {
+        return true;
+    }
+    let msg = format!(
+        "{} is missing: run the tests with `cargo test --workspace` so the daemons are built",
+        bin.display()
+    );
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{msg}");
+    }
+    eprintln!("skipped: {msg}");
+    false
+}
+
+/// For tests: `up` with generous bounds, wrapped in a guard that stops the lab on drop.
+pub fn test_up(dir: &Path, conf: &Path, realtime: bool) -> LabGuard {
+    let opts = UpOptions {
+        config: conf.to_path_buf(),
+        dir: dir.to_path_buf(),
+        bin_dir: default_bin_dir(),
+        realtime,
+        timeout: Duration::from_secs(60),
+    };
+    match up(&opts) {
+        Ok(lab) => LabGuard { lab },
+        Err(e) => {
+            if let Ok(mut lab) = LabState::load(dir) {
+                let _ = down(&mut lab);
+            }
+            panic!("lab did not come up: {e}");
+        }
+    }
+}
