@@ -99,6 +99,29 @@ enum Cmd {
         /// Node name or id.
         node: String,
     },
+    /// Measure the cluster: `membership` (formation, failure detection, idle cost).
+    Bench {
+        /// What to measure: membership.
+        what: String,
+        /// Where the benchmark's labs live (default: a directory under the temp dir).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Cluster sizes.
+        #[arg(long, value_delimiter = ',', default_value = "2,3,5,9,16")]
+        sizes: Vec<u32>,
+        /// Repetitions per size.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Seconds of the idle window.
+        #[arg(long, default_value_t = 30)]
+        idle_secs: u64,
+        /// Run cmand with --realtime.
+        #[arg(long)]
+        realtime: bool,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Stop everything the lab started; removes nothing outside DIR.
     Down {
         /// The lab directory.
@@ -142,6 +165,38 @@ fn run(cli: Cli) -> Result<(), String> {
             };
             let state = lab::up(&opts)?;
             print!("{}", clusterlab::report::status_table(&state));
+        }
+        Cmd::Bench {
+            what,
+            dir,
+            sizes,
+            runs,
+            idle_secs,
+            realtime,
+            json,
+        } => {
+            if what != "membership" {
+                return Err(format!("unknown benchmark {what}; known: membership"));
+            }
+            let base = dir.unwrap_or_else(|| {
+                std::env::temp_dir().join(format!("clusterlab-bench-{}", std::process::id()))
+            });
+            let b = clusterlab::bench::membership(
+                &base,
+                &sizes,
+                runs,
+                Duration::from_secs(idle_secs),
+                realtime,
+            )?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&b).map_err(|e| e.to_string())?
+                );
+            } else {
+                print!("{}", clusterlab::bench::membership_table(&b));
+            }
+            let _ = std::fs::remove_dir_all(&base);
         }
         Cmd::Start { dir, node } => lab::start_node(&mut load(&dir)?, &node)?,
         Cmd::Exec { .. } => unreachable!("handled in main"),
