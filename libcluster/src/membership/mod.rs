@@ -30,6 +30,7 @@
 //! [`Input::Tick`] at [`Membership::next_deadline`].
 
 mod api;
+mod commit;
 mod connectivity;
 mod groups;
 mod msg;
