@@ -18,14 +18,14 @@ use libcluster::{Millis, NodeId};
 use rand::Rng;
 use std::collections::{BTreeMap, BTreeSet};
 
-const TOKEN_MS: u64 = 1000;
+/// Token timeouts the sweeps cycle through (the default, a fast and a slow one).
+const TOKENS_MS: [u64; 3] = [1000, 300, 2000];
 const GROUP: &str = "g";
 const SAFETY_MS: u64 = 12_000;
-const M2_BOUND_MS: u64 = 5 * TOKEN_MS;
 
 type View = SimView<MembershipNode>;
 
-fn config(id: NodeId, incarnation: u64, n: u32, two_node: bool) -> MembershipConfig {
+fn config(id: NodeId, incarnation: u64, n: u32, two_node: bool, token_ms: u64) -> MembershipConfig {
     let nodes = (1..=n)
         .map(|i| NodeConf {
             id: NodeId(i),
@@ -33,7 +33,8 @@ fn config(id: NodeId, incarnation: u64, n: u32, two_node: bool) -> MembershipCon
         })
         .collect();
     let mut cfg = MembershipConfig::new(id, incarnation, nodes);
-    cfg.token_ms = TOKEN_MS;
+    cfg.token_ms = token_ms;
+    cfg.quorum_dev_poll_ms = token_ms;
     if two_node {
         cfg.two_node = true;
         cfg.expected_votes = 1;
@@ -41,11 +42,23 @@ fn config(id: NodeId, incarnation: u64, n: u32, two_node: bool) -> MembershipCon
     cfg
 }
 
-fn build(seed: u64, n: u32, two_node: bool) -> Sim<MembershipNode> {
+/// `RUST_LOG=debug` (with `-- --nocapture`) prints a replayed run as a transcript.
+fn init_tracing() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .without_time()
+            .try_init();
+    }
+}
+
+fn build(seed: u64, n: u32, two_node: bool, token_ms: u64) -> Sim<MembershipNode> {
+    init_tracing();
     let mut sc = SimConfig::new(seed, n);
     sc.start_spread_ms = 300;
     let mut sim = Sim::new(sc, move |id, inc| {
-        let core = Membership::new(config(id, inc, n, two_node)).expect("valid config");
+        let core = Membership::new(config(id, inc, n, two_node, token_ms)).expect("valid config");
         MembershipNode::new(core, vec![GROUP.to_string()])
     });
     sim.add_invariant("m1_one_member_list_per_view", m1_one_member_list_per_view());
@@ -265,9 +278,13 @@ fn run_restarting(
     }
 }
 
-/// Nodes some live node holds as expelled at their current incarnation.
+/// Running nodes some running node holds as expelled at their current incarnation.
 fn expelled_everywhere(v: &View) -> Vec<NodeId> {
-    let live: BTreeMap<NodeId, u64> = v.nodes().map(|n| (n.id, n.incarnation)).collect();
+    let live: BTreeMap<NodeId, u64> = v
+        .nodes()
+        .filter(|n| n.status == NodeStatus::Up)
+        .map(|n| (n.id, n.incarnation))
+        .collect();
     let mut out = BTreeSet::new();
     for (_, node) in v.up() {
         for (id, inc) in node.core().expelled() {
@@ -288,11 +305,13 @@ struct Outcome {
 }
 
 fn scenario(seed: u64, n: u32, two_node: bool) -> Result<Outcome, String> {
-    let mut sim = build(seed, n, two_node);
+    let token_ms = TOKENS_MS[(seed / 4 % 3) as usize];
+    let m2_bound_ms = 5 * token_ms;
+    let mut sim = build(seed, n, two_node, token_ms);
     let mut rng = sim::rng_for(seed, "membership-scenario");
     let nodes: Vec<NodeId> = (1..=n).map(NodeId).collect();
     let menu = FaultMenu {
-        max_delay_ms: 100,
+        max_delay_ms: 200,
         max_faults: 10,
         ..FaultMenu::all(((n as usize) / 2).max(1))
     };
@@ -332,7 +351,7 @@ fn scenario(seed: u64, n: u32, two_node: bool) -> Result<Outcome, String> {
     let mut sent = 0u64;
     for &node in &nodes {
         let mut at = Millis(rng.random_range(800..1200));
-        while at.0 < SAFETY_MS + 2 * TOKEN_MS {
+        while at.0 < SAFETY_MS + 2 * token_ms {
             sent += 1;
             let payload = sent.to_le_bytes().to_vec();
             sim.input(
@@ -380,17 +399,18 @@ fn scenario(seed: u64, n: u32, two_node: bool) -> Result<Outcome, String> {
                 delivered,
             });
         }
-        if admin_restarts == 0 && sim.now().since(heal) >= 3 * TOKEN_MS {
+        // Only running nodes count: a killed node waiting for systemd is left alone.
+        if admin_restarts == 0 && sim.now().since(heal) >= 3 * token_ms {
             for id in expelled_everywhere(sim.view()) {
                 admin_restarts += 1;
                 sim.apply(Fault::Crash(id)).map_err(fail)?;
                 sim.apply(Fault::Restart(id)).map_err(fail)?;
             }
         }
-        if sim.now().since(last_fault) > M2_BOUND_MS {
+        if sim.now().since(last_fault) > m2_bound_ms {
             let why = converged(sim.view()).err().unwrap_or_default();
             return Err(format!(
-                "seed {seed}: M2: not converged {M2_BOUND_MS} ms after the last fault ({n} nodes{}): {why}",
+                "seed {seed}: M2: not converged {m2_bound_ms} ms after the last fault ({n} nodes, token {token_ms} ms{}): {why}",
                 if two_node { ", two_node" } else { "" }
             ));
         }
@@ -405,6 +425,12 @@ fn sweep(name: &str, default: u64, shape: impl Fn(u64) -> (u32, bool)) {
     sim::run_seeds(name, default, |seed| {
         let (n, two_node) = shape(seed);
         let o = scenario(seed, n, two_node)?;
+        if o.admin_restarts > 0 && std::env::var_os("SIM_VERBOSE").is_some() {
+            eprintln!(
+                "{name}: seed {seed}: {} administrator restarts",
+                o.admin_restarts
+            );
+        }
         runs += 1;
         worst = worst.max(o.settle_ms);
         steps += o.steps;
@@ -450,7 +476,7 @@ fn random_schedules_two_node_mode_converge_after_kills() {
 #[test]
 fn one_seed_replays_to_the_same_trace() {
     let hash = |seed| {
-        let mut sim = build(seed, 4, false);
+        let mut sim = build(seed, 4, false, 1000);
         let mut rng = sim::rng_for(seed, "membership-scenario");
         let nodes: Vec<NodeId> = (1..=4).map(NodeId).collect();
         let schedule = sim::random_schedule(&mut rng, &nodes, Millis(6000), &FaultMenu::all(1));
@@ -465,7 +491,7 @@ fn one_seed_replays_to_the_same_trace() {
 #[test]
 fn the_m1_checker_rejects_a_second_member_list() {
     let mut check = m1_one_member_list_per_view();
-    let mut sim = build(3, 3, false);
+    let mut sim = build(3, 3, false, 1000);
     sim.run_to(Millis(3000)).expect("quiet run");
     assert!(check(sim.view()).is_ok());
     // Feed the history to a fresh checker, then a forged install of the same ViewId.
