@@ -246,6 +246,35 @@ fn converged(v: &View) -> Result<(), String> {
     Ok(())
 }
 
+/// Every node's own account, for a failure message.
+fn dump(v: &View) -> String {
+    let mut s = String::new();
+    for n in v.nodes() {
+        let Some(node) = n.core else {
+            s += &format!("  node {}: {:?}\n", n.id, n.status);
+            continue;
+        };
+        let st = node.core().status();
+        let states: Vec<String> = st
+            .nodes
+            .iter()
+            .map(|x| format!("{}@{}:{:?}", x.id, x.incarnation, x.state))
+            .collect();
+        s += &format!(
+            "  node {}@{} {:?}: view {:?} quorate {:?} changing {} [{}] {:?}\n",
+            n.id,
+            n.incarnation,
+            n.status,
+            st.view.map(|v| v.to_string()),
+            st.quorum.map(|q| q.quorate),
+            node.core().changing_view(),
+            states.join(" "),
+            st.counters
+        );
+    }
+    s
+}
+
 /// Runs to `until`, restarting (200–1000 ms later) every node that asked to shut down.
 fn run_restarting(
     sim: &mut Sim<MembershipNode>,
@@ -408,7 +437,11 @@ fn scenario(seed: u64, n: u32, two_node: bool) -> Result<Outcome, String> {
             }
         }
         if sim.now().since(last_fault) > m2_bound_ms {
-            let why = converged(sim.view()).err().unwrap_or_default();
+            let why = format!(
+                "{}\n{}",
+                converged(sim.view()).err().unwrap_or_default(),
+                dump(sim.view())
+            );
             return Err(format!(
                 "seed {seed}: M2: not converged {m2_bound_ms} ms after the last fault ({n} nodes, token {token_ms} ms{}): {why}",
                 if two_node { ", two_node" } else { "" }

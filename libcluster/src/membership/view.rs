@@ -121,7 +121,8 @@ impl Membership {
                     .collect();
                 for id in missing {
                     let failures = self.views.suppressed.get(&id).map_or(0, |s| s.1) + 1;
-                    let until = now.plus(t.accept_timeout_ms << failures.min(4));
+                    // Doubling per failure, capped at one token: a live node is retried soon.
+                    let until = now.plus((t.accept_timeout_ms << failures.min(4)).min(t.token_ms));
                     self.views.suppressed.insert(id, (until, failures));
                 }
                 self.abandon_proposal();
