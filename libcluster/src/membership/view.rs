@@ -184,7 +184,7 @@ impl Membership {
         _rng: &mut dyn RngCore,
         out: &mut Vec<Action>,
     ) {
-        let epoch = self.views.max_epoch + 1;
+        let epoch = self.views.max_epoch.saturating_add(1);
         self.views.max_epoch = epoch;
         let view = ViewId {
             epoch,
@@ -265,7 +265,7 @@ impl Membership {
             tail: self
                 .gm
                 .held
-                .range(self.gm.stable + 1..)
+                .range(self.gm.stable.saturating_add(1)..)
                 .map(|(s, e)| (*s, e.clone()))
                 .collect(),
             groups: self.my_groups(),
