@@ -326,10 +326,7 @@ impl Membership {
         let Some(view) = self.views.installed.as_ref().map(|i| i.view) else {
             return;
         };
-        loop {
-            let Some(next) = self.gm.delivered.checked_add(1) else {
-                break;
-            };
+        while let Some(next) = self.gm.delivered.checked_add(1) {
             let Some(e) = self.gm.held.get(&next).cloned() else {
                 break;
             };
