@@ -72,6 +72,14 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// A fault the lab injected (written by the lab, `daemon` = "lab"): `kill`, `start`,
+    /// `pause`, `resume`, `power-off`, `power-on`, `isolate`, `halves`, `heal`, ...
+    Fault {
+        /// The node it hit, if one.
+        target: Option<u32>,
+        /// What was done.
+        what: String,
+    },
 }
 
 impl Record {

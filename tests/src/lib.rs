@@ -6,6 +6,7 @@
 //! and everything stopped by pid.
 
 pub mod bench;
+pub mod checker;
 pub mod lab;
 pub mod procs;
 pub mod report;
