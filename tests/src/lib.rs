@@ -6,4 +6,5 @@
 //! and everything stopped by pid.
 
 pub mod procs;
+pub mod report;
 pub mod state;

@@ -76,13 +76,19 @@ impl ProcRecord {
 pub fn spawn_detached(mut cmd: Command, log: &Path) -> io::Result<ProcRecord> {
     let out = OpenOptions::new().create(true).append(true).open(log)?;
     let err = out.try_clone()?;
-    cmd.stdin(Stdio::null()).stdout(out).stderr(err).process_group(0);
+    cmd.stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .process_group(0);
     let child = cmd.spawn()?;
     let pid = i32::try_from(child.id()).map_err(|_| io::Error::other("pid out of range"))?;
     // Dropping `Child` does not kill or wait: the record is what we keep.
     drop(child);
     let start_time = start_time(pid).ok_or_else(|| {
-        io::Error::other(format!("process {pid} exited at once; see {}", log.display()))
+        io::Error::other(format!(
+            "process {pid} exited at once; see {}",
+            log.display()
+        ))
     })?;
     Ok(ProcRecord { pid, start_time })
 }
@@ -102,8 +108,14 @@ mod tests {
     fn own_process_has_a_start_time_and_a_dead_pid_has_none() {
         let me = std::process::id() as i32;
         assert!(start_time(me).is_some());
-        let rec = ProcRecord { pid: me, start_time: start_time(me).unwrap() + 1 };
-        assert!(!rec.alive(), "a different start time must not count as our process");
+        let rec = ProcRecord {
+            pid: me,
+            start_time: start_time(me).unwrap() + 1,
+        };
+        assert!(
+            !rec.alive(),
+            "a different start time must not count as our process"
+        );
     }
 
     #[test]

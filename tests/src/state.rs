@@ -77,21 +77,33 @@ impl LabState {
 
     /// Finds a node by name or node id.
     pub fn node(&self, which: &str) -> Option<&LabNode> {
-        self.nodes.iter().find(|n| n.name == which || n.nodeid.to_string() == which)
+        self.nodes
+            .iter()
+            .find(|n| n.name == which || n.nodeid.to_string() == which)
     }
 
     /// Mutable lookup by name or node id.
     pub fn node_mut(&mut self, which: &str) -> Option<&mut LabNode> {
-        self.nodes.iter_mut().find(|n| n.name == which || n.nodeid.to_string() == which)
+        self.nodes
+            .iter_mut()
+            .find(|n| n.name == which || n.nodeid.to_string() == which)
     }
 
     /// Reads `DIR/lab.json`.
     pub fn load(dir: &Path) -> io::Result<LabState> {
         let path = dir.join(STATE_FILE);
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e} (is there a lab here?)", path.display())))?;
-        serde_json::from_str(&text)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("{}: {e} (is there a lab here?)", path.display()),
+            )
+        })?;
+        serde_json::from_str(&text).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: {e}", path.display()),
+            )
+        })
     }
 
     /// Writes `DIR/lab.json` atomically.

@@ -93,7 +93,7 @@ pub enum CmanResponse {
     /// The request was carried out (or accepted for ordered delivery).
     Done,
     /// The status snapshot.
-    Status(CmanStatus),
+    Status(Box<CmanStatus>),
     /// The node list, sorted by id, the quorum device (id 0) first when registered.
     Nodes(Vec<CmanNode>),
     /// The new config version a reload or update distributes.
