@@ -14,6 +14,12 @@ use crate::{Millis, NodeId};
 use rand::RngCore;
 use std::collections::{BTreeMap, BTreeSet};
 
+/// The connectivity graph: each node's incarnation and heard list (sorted by id).
+pub type Graph = BTreeMap<NodeId, (u64, Vec<(NodeId, u64)>)>;
+
+/// Nodes with incarnations, sorted by id.
+type Members = Vec<(NodeId, u64)>;
+
 /// What this node knows of a peer it has heard.
 #[derive(Clone, Debug)]
 pub(super) struct Peer {
@@ -60,7 +66,7 @@ pub(super) struct Conn {
     pub seq: u64,
     pub next_beat: Millis,
     /// Cached result of [`connected_set`] and the heard set it was computed with.
-    cache: Option<(Vec<(NodeId, u64)>, Vec<(NodeId, u64)>)>,
+    cache: Option<(Members, Members)>,
     dirty: bool,
 }
 
@@ -72,10 +78,7 @@ pub(super) struct Conn {
 /// the remaining set (ties: highest id) until the set is a clique; if that clique does not
 /// contain `me`, remove it from the component and repeat on the rest. Every node of the
 /// result computes the same result from the same graph.
-pub fn connected_set(
-    me: NodeId,
-    graph: &BTreeMap<NodeId, (u64, Vec<(NodeId, u64)>)>,
-) -> Vec<(NodeId, u64)> {
+pub fn connected_set(me: NodeId, graph: &Graph) -> Vec<(NodeId, u64)> {
     let Some(&(my_inc, _)) = graph.get(&me) else {
         return Vec::new();
     };
@@ -181,7 +184,7 @@ impl Membership {
                 }
             }
         }
-        let mut graph: BTreeMap<NodeId, (u64, Vec<(NodeId, u64)>)> = BTreeMap::new();
+        let mut graph = Graph::new();
         for (id, (row, _)) in &self.conn.rows {
             if !self.is_excluded(*id, row.incarnation) {
                 graph.insert(*id, (row.incarnation, row.heard.clone()));

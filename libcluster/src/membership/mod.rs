@@ -30,6 +30,7 @@
 //! [`Input::Tick`] at [`Membership::next_deadline`].
 
 mod api;
+mod commit;
 mod connectivity;
 mod groups;
 mod msg;
@@ -42,7 +43,7 @@ pub use api::{
     NodeStatus, QdiskStatus, RequestError, ShutdownReason, Status, Timing, DEFAULT_MAX_QUEUED,
     DEFAULT_TOKEN_MS,
 };
-pub use connectivity::connected_set;
+pub use connectivity::{connected_set, Graph};
 pub use msg::{
     Accept, Body, Commit, Entry, ExpectedVotes, Flush, Heartbeat, KillReason, Msg, MsgError,
     NackReason, Propose, Row, ViewId, MAX_CONFIG_TEXT, MAX_GROUPS_PER_NODE, MAX_GROUP_NAME,

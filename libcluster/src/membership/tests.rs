@@ -741,7 +741,7 @@ fn config_validation_rejects_bad_setups() {
     ));
 }
 
-fn graph_strategy() -> impl Strategy<Value = (u32, BTreeMap<NodeId, (u64, Vec<(NodeId, u64)>)>)> {
+fn graph_strategy() -> impl Strategy<Value = (u32, Graph)> {
     (2u32..9).prop_flat_map(|n| {
         let pairs = proptest::collection::vec(any::<bool>(), (n * n) as usize);
         (Just(n), pairs).prop_map(|(n, bits)| {
