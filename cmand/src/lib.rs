@@ -1,1 +1,2 @@
 //! `cmand`: the membership, quorum and group messaging daemon and its tools.
+pub mod codes;
