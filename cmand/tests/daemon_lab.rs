@@ -302,6 +302,46 @@ fn three_nodes_agree_on_a_quorate_view_and_survivors_agree_after_a_sigkill() {
         lab.tail("n1")
     );
 
+    // Ordered group messaging end to end. n2 sends until n1 (whose join may be ordered after
+    // n2's first messages) delivers one; every delivery n1 records, n2 records too, with the
+    // same position and contents.
+    for n in ["n1", "n2"] {
+        let join = CmanRequest::GroupJoin {
+            group: "fence".into(),
+        };
+        assert_eq!(lab.call(n, &join).unwrap(), CmanResponse::Done);
+    }
+    let mut sent = 0u32;
+    lab.wait_for("a group message delivered on n1", || {
+        sent += 1;
+        let send = CmanRequest::GroupSend {
+            group: "fence".into(),
+            payload: format!("message {sent}").into_bytes(),
+        };
+        assert_eq!(lab.call("n2", &send).unwrap(), CmanResponse::Done);
+        !deliveries(&lab, "n1").is_empty()
+    });
+    let on_n1 = deliveries(&lab, "n1");
+    lab.wait_for(
+        "n2 to deliver what n1 delivered, at the same positions",
+        || {
+            let on_n2 = deliveries(&lab, "n2");
+            on_n1.iter().all(|d| on_n2.contains(d))
+        },
+    );
+    // The test process holds the group on n2, so a plain leave is refused.
+    let leave = CmanRequest::Leave {
+        remove: false,
+        force: false,
+    };
+    match lab.call("n2", &leave) {
+        Err(ClientError::Daemon { code, message }) => {
+            assert_eq!(code, cmand::codes::IN_USE);
+            assert!(message.contains("fence"), "{message}");
+        }
+        other => panic!("leave with a held group was not refused: {other:?}"),
+    }
+
     // A clean leave on SIGTERM: exit status 0, and the last node is alone and inquorate.
     lab.signal("n2", Signal::SIGTERM);
     assert_eq!(lab.wait_exit("n2").code(), Some(0), "{}", lab.tail("n2"));
@@ -323,6 +363,23 @@ fn three_nodes_agree_on_a_quorate_view_and_survivors_agree_after_a_sigkill() {
     assert!(events
         .iter()
         .any(|e| matches!(e, Event::Quorum { quorate: true, .. })));
+}
+
+/// The group deliveries in `node`'s history: (generation, seq, from, crc).
+fn deliveries(lab: &Lab, node: &str) -> Vec<(u64, u64, u32, u32)> {
+    let text = std::fs::read_to_string(lab.history(node)).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| match Record::from_line(l).ok()?.event {
+            Event::Deliver {
+                generation,
+                seq,
+                from,
+                crc,
+                ..
+            } => Some((generation, seq, from, crc)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Sends `frame` to n1 and n2 from `from` (an address that is no node's).
@@ -492,6 +549,23 @@ fn a_newer_config_is_written_on_every_node_and_an_older_one_refused() {
             .iter()
             .all(|n| config_version_on_disk(&lab, n) == Some(3))
     });
+    // `cman_tool kill -n n3`: n3 exits with status 1 and says why, as cman did.
+    match lab.call("n1", &CmanRequest::Kill { node: "n9".into() }) {
+        Err(ClientError::Daemon { code, .. }) => assert_eq!(code, cmand::codes::NO_SUCH_NODE),
+        other => panic!("a kill of an unknown node was not refused: {other:?}"),
+    }
+    let kill_n3 = CmanRequest::Kill { node: "n3".into() };
+    assert_eq!(lab.call("n1", &kill_n3).unwrap(), CmanResponse::Done);
+    assert_eq!(lab.wait_exit("n3").code(), Some(1));
+    let log = std::fs::read_to_string(lab.log("n3")).unwrap();
+    assert!(
+        log.contains(
+            "cman killed by node 1 because we were killed by cman_tool or other application"
+        ),
+        "{log}"
+    );
+    lab.wait_view(&["n1", "n2"], &[1, 2], true);
+
     let history = std::fs::read_to_string(lab.history("n1")).unwrap();
     let changed: Vec<u64> = history
         .lines()
