@@ -5,6 +5,8 @@
 //! real processes, and every process recorded in `DIR/lab.json` so faults can be injected
 //! and everything stopped by pid.
 
+pub mod bench;
+pub mod lab;
 pub mod procs;
 pub mod report;
 pub mod state;

@@ -23,6 +23,9 @@ pub struct LabState {
     pub config_source: PathBuf,
     /// Directory holding the project's binaries the lab runs.
     pub bin_dir: PathBuf,
+    /// Whether cmand runs with `--realtime`.
+    #[serde(default)]
+    pub realtime: bool,
     /// One entry per clusternode, in nodeid order.
     pub nodes: Vec<LabNode>,
 }

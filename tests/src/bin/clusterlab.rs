@@ -4,6 +4,7 @@
 //! commands signal only those records, by pid and start time.
 
 use clap::{Parser, Subcommand};
+use clusterlab::lab;
 use clusterlab::state::LabState;
 use nix::sys::signal::Signal;
 use std::path::{Path, PathBuf};
@@ -22,6 +23,41 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Build a lab from a cluster.conf and start every node; returns once all nodes are in
+    /// one quorate view.
+    Up {
+        /// The cluster.conf to build from.
+        #[arg(long)]
+        config: PathBuf,
+        /// The lab directory (created if missing).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Run cmand with --realtime (mlockall, SCHED_RR; needs root).
+        #[arg(long)]
+        realtime: bool,
+        /// Seconds to wait for one quorate view.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
+    /// Start the daemons of NODE that are not running (a fresh boot).
+    Start {
+        /// The lab directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Node name or id.
+        node: String,
+    },
+    /// Run a command as NODE: its runtime dir, config and the project's binaries first on PATH.
+    Exec {
+        /// The lab directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Node name or id.
+        node: String,
+        /// The command and its arguments.
+        #[arg(last = true, required = true)]
+        cmd: Vec<String>,
+    },
     /// Show the lab's nodes, addresses and daemons.
     Status {
         /// The lab directory.
@@ -63,6 +99,29 @@ enum Cmd {
         /// Node name or id.
         node: String,
     },
+    /// Measure the cluster: `membership` (formation, failure detection, idle cost).
+    Bench {
+        /// What to measure: membership.
+        what: String,
+        /// Where the benchmark's labs live (default: a directory under the temp dir).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Cluster sizes.
+        #[arg(long, value_delimiter = ',', default_value = "2,3,5,9,16")]
+        sizes: Vec<u32>,
+        /// Repetitions per size.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Seconds of the idle window.
+        #[arg(long, default_value_t = 30)]
+        idle_secs: u64,
+        /// Run cmand with --realtime.
+        #[arg(long)]
+        realtime: bool,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Stop everything the lab started; removes nothing outside DIR.
     Down {
         /// The lab directory.
@@ -72,7 +131,11 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    if let Cmd::Exec { dir, node, cmd } = &cli.cmd {
+        return exec(dir, node, cmd);
+    }
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("clusterlab: {e}");
@@ -87,6 +150,56 @@ fn load(dir: &Path) -> Result<LabState, String> {
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.cmd {
+        Cmd::Up {
+            config,
+            dir,
+            realtime,
+            timeout,
+        } => {
+            let opts = lab::UpOptions {
+                config,
+                dir,
+                bin_dir: lab::default_bin_dir(),
+                realtime,
+                timeout: Duration::from_secs(timeout),
+            };
+            let state = lab::up(&opts)?;
+            print!("{}", clusterlab::report::status_table(&state));
+        }
+        Cmd::Bench {
+            what,
+            dir,
+            sizes,
+            runs,
+            idle_secs,
+            realtime,
+            json,
+        } => {
+            if what != "membership" {
+                return Err(format!("unknown benchmark {what}; known: membership"));
+            }
+            let base = dir.unwrap_or_else(|| {
+                std::env::temp_dir().join(format!("clusterlab-bench-{}", std::process::id()))
+            });
+            let b = clusterlab::bench::membership(
+                &base,
+                &sizes,
+                runs,
+                Duration::from_secs(idle_secs),
+                realtime,
+            )?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&b).map_err(|e| e.to_string())?
+                );
+            } else {
+                print!("{}", clusterlab::bench::membership_table(&b));
+            }
+            let _ = std::fs::remove_dir_all(&base);
+        }
+        Cmd::Start { dir, node } => lab::start_node(&mut load(&dir)?, &node)?,
+        Cmd::Exec { .. } => unreachable!("handled in main"),
         Cmd::Status { dir, json } => {
             let lab = load(&dir)?;
             if json {
@@ -138,4 +251,32 @@ fn signal_node(dir: &Path, node: &str, sig: Signal) -> Result<(), String> {
         n.daemons.values().for_each(|rec| rec.kill_and_wait());
     }
     Ok(())
+}
+
+/// Runs `cmd` as `node` and returns its exit code; its output passes through unchanged.
+fn exec(dir: &Path, node: &str, cmd: &[String]) -> ExitCode {
+    let result = load(dir).and_then(|lab| {
+        let n = lab
+            .node(node)
+            .ok_or_else(|| format!("no node {node} in this lab"))?;
+        std::process::Command::new(&cmd[0])
+            .args(&cmd[1..])
+            .envs(lab::node_env(&lab, n))
+            .status()
+            .map_err(|e| format!("{}: {e}", cmd[0]))
+    });
+    match result {
+        Ok(status) => {
+            use std::os::unix::process::ExitStatusExt;
+            let code = status
+                .code()
+                .or(status.signal().map(|s| 128 + s))
+                .unwrap_or(1);
+            ExitCode::from(u8::try_from(code).unwrap_or(1))
+        }
+        Err(e) => {
+            eprintln!("clusterlab: {e}");
+            ExitCode::from(127)
+        }
+    }
 }
