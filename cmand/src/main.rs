@@ -10,9 +10,11 @@
 //! whole contract: environment fallbacks, exit codes, counters, what reloads.
 
 mod api;
+mod effects;
 mod error;
 mod frames;
 mod io;
+mod net;
 mod reconfig;
 mod setup;
 mod shell;

@@ -24,9 +24,7 @@ use libcluster::config::ClusterConf;
 use libcluster::history::Event;
 use libcluster::ipc::cman::{CmanEvent, CmanRequest, CmanResponse};
 use libcluster::ipc::ErrorReply;
-use libcluster::membership::{
-    Action, ClientRequest, Input, KillReason, Membership, Msg, ShutdownReason, ViewId,
-};
+use libcluster::membership::{Action, ClientRequest, Input, KillReason, Membership, ViewId};
 use libcluster::wire::ClusterKey;
 use libcluster::{Millis, NodeId};
 use rand_xoshiro::rand_core::SeedableRng;
@@ -51,7 +49,7 @@ pub const LEAVE_GRACE: Duration = Duration::from_secs(2);
 /// Period of the housekeeping tick.
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
 /// Unresolved node names are tried again this often.
-const RERESOLVE_EVERY: u32 = 5;
+pub(crate) const RERESOLVE_EVERY: u32 = 5;
 
 /// How the daemon ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -152,36 +150,36 @@ enum Wake {
 /// The daemon's state around the core. See the module documentation.
 pub struct Shell {
     pub(crate) core: Membership,
-    rng: Xoshiro256PlusPlus,
-    sock: UdpSocket,
-    send_sock: std::net::UdpSocket,
-    key: ClusterKey,
+    pub(crate) rng: Xoshiro256PlusPlus,
+    pub(crate) sock: UdpSocket,
+    pub(crate) send_sock: std::net::UdpSocket,
+    pub(crate) key: ClusterKey,
     pub(crate) sender: Sender,
     pub(crate) me_name: String,
     pub(crate) port: u16,
     pub(crate) nodes: BTreeMap<NodeId, NodeInfo>,
-    resolver: Resolver,
-    resolving: bool,
-    resolve_ticks: u32,
-    resolved_tx: mpsc::Sender<BTreeMap<String, IpAddr>>,
-    resolved_rx: Option<mpsc::Receiver<BTreeMap<String, IpAddr>>>,
-    epoch: Instant,
+    pub(crate) resolver: Resolver,
+    pub(crate) resolving: bool,
+    pub(crate) resolve_ticks: u32,
+    pub(crate) resolved_tx: mpsc::Sender<BTreeMap<String, IpAddr>>,
+    pub(crate) resolved_rx: Option<mpsc::Receiver<BTreeMap<String, IpAddr>>>,
+    pub(crate) epoch: Instant,
     pub(crate) started: std::time::Instant,
     pub(crate) counters: BTreeMap<String, u64>,
-    last_drop_log: Option<Instant>,
-    drops_unlogged: u64,
-    events: EventPublisher<CmanEvent>,
-    history: Option<History>,
-    queue: VecDeque<Input>,
-    pumping: bool,
-    out: Vec<Action>,
-    pending: BTreeMap<u64, Pending>,
-    next_id: u64,
+    pub(crate) last_drop_log: Option<Instant>,
+    pub(crate) drops_unlogged: u64,
+    pub(crate) events: EventPublisher<CmanEvent>,
+    pub(crate) history: Option<History>,
+    pub(crate) queue: VecDeque<Input>,
+    pub(crate) pumping: bool,
+    pub(crate) out: Vec<Action>,
+    pub(crate) pending: BTreeMap<u64, Pending>,
+    pub(crate) next_id: u64,
     pub(crate) view: Option<ViewId>,
     pub(crate) view_members: Vec<(NodeId, u64)>,
     pub(crate) joined_at: BTreeMap<NodeId, i64>,
     /// Last authenticated frame from each node: its incarnation and when.
-    last_heard: BTreeMap<NodeId, (u64, Instant)>,
+    pub(crate) last_heard: BTreeMap<NodeId, (u64, Instant)>,
     pub(crate) quorate: bool,
     pub(crate) qdisk_joined: Option<i64>,
     pub(crate) qdisk_pid: Option<u32>,
@@ -192,8 +190,8 @@ pub struct Shell {
     pub(crate) boot_conf: ClusterConf,
     pub(crate) config_path: PathBuf,
     pub(crate) admin_gid: watch::Sender<Option<u32>>,
-    grace: Option<Instant>,
-    exit: Option<Exit>,
+    pub(crate) grace: Option<Instant>,
+    pub(crate) exit: Option<Exit>,
 }
 
 impl Shell {
@@ -445,190 +443,6 @@ impl Shell {
         self.input(Input::Request { id, request });
     }
 
-    fn execute(&mut self, action: Action) {
-        match action {
-            Action::Send { to, msg } => self.send(to, &msg),
-            Action::ViewInstalled { view, members } => self.on_view(view, members),
-            Action::QuorumChanged(s) => {
-                let view = self.view_str();
-                if s.quorate && !self.quorate {
-                    info!(view = %view, quorum = s.quorum, total_votes = s.total_votes,
-                          "quorum regained, resuming activity");
-                } else if !s.quorate && self.quorate {
-                    warn!(view = %view, quorum = s.quorum, total_votes = s.total_votes,
-                          "quorum lost, blocking activity");
-                }
-                self.quorate = s.quorate;
-                self.publish(CmanEvent::Quorum {
-                    quorate: s.quorate,
-                    quorum: s.quorum,
-                    total_votes: s.total_votes,
-                });
-                self.record(Event::Quorum {
-                    quorate: s.quorate,
-                    quorum: s.quorum,
-                    total_votes: s.total_votes,
-                });
-            }
-            Action::GroupView {
-                group,
-                view,
-                members,
-                joined,
-                left,
-                ..
-            } => {
-                let ids = |v: Vec<NodeId>| v.into_iter().map(|n| n.0).collect::<Vec<u32>>();
-                debug!(view = %view, group = %group, members = ?members, "group view");
-                self.publish(CmanEvent::GroupView {
-                    group,
-                    generation: view.epoch,
-                    members: ids(members),
-                    joined: ids(joined),
-                    left: ids(left),
-                });
-            }
-            Action::Deliver {
-                group,
-                view,
-                seq,
-                from,
-                payload,
-            } => {
-                self.record(Event::Deliver {
-                    group: group.clone(),
-                    generation: view.epoch,
-                    coordinator: view.coordinator.0,
-                    seq,
-                    from: from.0,
-                    crc: crc32fast::hash(&payload),
-                });
-                self.publish(CmanEvent::Deliver {
-                    group,
-                    generation: view.epoch,
-                    seq,
-                    from: from.0,
-                    payload,
-                });
-            }
-            Action::Reply { id, result } => self.on_reply(id, result),
-            Action::ConfigUpdate { version, text } => self.apply_config(version, text),
-            Action::Shutdown { reason } => {
-                self.exit = Some(match reason {
-                    ShutdownReason::Left => Exit::Left,
-                    ShutdownReason::Killed { by, reason } => Exit::Killed { by, reason },
-                });
-            }
-        }
-    }
-
-    fn on_reply(&mut self, id: u64, result: Result<(), libcluster::membership::RequestError>) {
-        let Some(p) = self.pending.remove(&id) else {
-            warn!(id, "reply to an unknown request");
-            return;
-        };
-        match result {
-            Ok(()) => {
-                match p.then {
-                    AfterOk::Nothing => {}
-                    AfterOk::Joined { group, pid } => {
-                        if pid != 0 {
-                            self.group_owners.insert(group, pid);
-                        }
-                    }
-                    AfterOk::LeftGroup { group } => {
-                        self.group_owners.remove(&group);
-                    }
-                    AfterOk::Leaving => {
-                        let grace = LEAVE_GRACE.max(Duration::from_millis(
-                            2 * self.core.timing().heartbeat_ms + 500,
-                        ));
-                        self.grace = Some(Instant::now() + grace);
-                    }
-                }
-                if let Some(tx) = p.reply {
-                    let _gone = tx.send(Ok(p.ok));
-                }
-            }
-            Err(e) => {
-                if p.reply.is_none() {
-                    warn!(request = p.what, error = %e, "request refused by the membership core");
-                }
-                if let Some(tx) = p.reply {
-                    let _gone = tx.send(Err(crate::api::refusal(&e)));
-                }
-            }
-        }
-    }
-
-    fn send(&mut self, to: NodeId, msg: &Msg) {
-        let Some(addr) = self.nodes.get(&to).and_then(|n| n.addr) else {
-            self.bump("tx_unresolved");
-            return;
-        };
-        let frame = match frames::seal(msg, self.sender, &self.key) {
-            Ok(f) => f,
-            Err(e) => {
-                self.bump("tx_too_large");
-                warn!(peer = %to, kind = msg.kind(), error = %e, "message too large to send");
-                return;
-            }
-        };
-        match self.send_sock.send_to(&frame, addr) {
-            Ok(_) => self.bump("tx_frames"),
-            Err(e) => {
-                self.bump("tx_errors");
-                debug!(peer = %to, %addr, error = %e, "send failed");
-            }
-        }
-    }
-
-    fn on_datagram(&mut self, data: &[u8], from: SocketAddr) {
-        self.bump("rx_frames");
-        let (h, msg) = match frames::open(data, self.sender.cluster_id, &self.key) {
-            Ok(opened) => opened,
-            Err(d) => return self.dropped(d.counter_name(), from, &d),
-        };
-        if h.sender == self.sender.me {
-            return self.dropped("own_id", from, &"a frame carrying this node's own id");
-        }
-        let Some(node) = self.nodes.get(&h.sender) else {
-            let why = format!("sender {} is not a configured node", h.sender);
-            return self.dropped("unknown_sender", from, &why);
-        };
-        if node.addr != Some(from) {
-            let why = format!(
-                "node {} sends from {from}, not its address {}",
-                h.sender,
-                node.addr
-                    .map_or("(unresolved)".to_string(), |a| a.to_string())
-            );
-            return self.dropped("wrong_address", from, &why);
-        }
-        self.last_heard
-            .insert(h.sender, (h.incarnation, Instant::now()));
-        self.input(Input::Message {
-            from: h.sender,
-            incarnation: h.incarnation,
-            msg,
-        });
-    }
-
-    fn dropped(&mut self, reason: &str, from: SocketAddr, detail: &dyn std::fmt::Display) {
-        self.bump(&format!("drop_{reason}"));
-        self.drops_unlogged += 1;
-        let now = Instant::now();
-        if self
-            .last_drop_log
-            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
-        {
-            debug!(reason, %from, detail = %detail, dropped = self.drops_unlogged,
-                   "dropped frames (first reason of the burst shown)");
-            self.last_drop_log = Some(now);
-            self.drops_unlogged = 0;
-        }
-    }
-
     pub(crate) fn bump(&mut self, counter: &str) {
         match self.counters.get_mut(counter) {
             Some(c) => *c += 1,
@@ -636,53 +450,6 @@ impl Shell {
                 self.counters.insert(counter.to_string(), 1);
             }
         }
-    }
-
-    fn on_view(&mut self, view: ViewId, members: Vec<(NodeId, u64)>) {
-        let now = unix_now_s();
-        let old: BTreeMap<NodeId, u64> = self.view_members.iter().copied().collect();
-        let new: BTreeMap<NodeId, u64> = members.iter().copied().collect();
-        self.view = Some(view);
-        for (id, inc) in &new {
-            if old.get(id) != Some(inc) {
-                self.joined_at.insert(*id, now);
-                if *id != self.sender.me {
-                    info!(view = %view, peer = %self.name_of(*id), incarnation = inc, "node joined");
-                }
-            }
-        }
-        for id in old.keys().filter(|id| !new.contains_key(id)) {
-            self.joined_at.remove(id);
-            info!(view = %view, peer = %self.name_of(*id), "node left");
-        }
-        let names: Vec<String> = members.iter().map(|(id, _)| self.name_of(*id)).collect();
-        info!(view = %view, members = %names.join(" "), "view installed");
-        let members_raw: Vec<(u32, u64)> = members.iter().map(|(id, inc)| (id.0, *inc)).collect();
-        self.publish(CmanEvent::View {
-            generation: view.epoch,
-            coordinator: view.coordinator.0,
-            members: members_raw.clone(),
-        });
-        self.record(Event::View {
-            generation: view.epoch,
-            coordinator: view.coordinator.0,
-            members: members_raw,
-        });
-        self.view_members = members;
-    }
-
-    /// cman's "disallowed": a node the cluster expelled that is still (or again) sending
-    /// at the expelled incarnation (heard within two heartbeat periods: a live node beats
-    /// every period). An expelled node that went quiet is simply dead.
-    pub(crate) fn is_disallowed(&self, id: NodeId) -> bool {
-        let recent = Duration::from_millis(2 * self.core.timing().heartbeat_ms);
-        self.core.expelled().iter().any(|(n, inc)| {
-            *n == id
-                && self
-                    .last_heard
-                    .get(&id)
-                    .is_some_and(|(heard, at)| heard <= inc && at.elapsed() < recent)
-        })
     }
 
     pub(crate) fn name_of(&self, id: NodeId) -> String {
@@ -710,41 +477,7 @@ impl Shell {
 
     fn housekeeping(&mut self) {
         self.drop_dead_group_owners();
-        self.resolve_ticks += 1;
-        let unresolved: Vec<String> = self
-            .nodes
-            .values()
-            .filter(|n| n.addr.is_none())
-            .map(|n| n.name.clone())
-            .collect();
-        if unresolved.is_empty() || self.resolving || self.resolve_ticks < RERESOLVE_EVERY {
-            return;
-        }
-        self.resolve_ticks = 0;
-        self.resolving = true;
-        let resolver = self.resolver.clone();
-        let tx = self.resolved_tx.clone();
-        // getaddrinfo blocks: keep it off the loop.
-        tokio::task::spawn_blocking(move || {
-            let found = resolver.resolve_all(&unresolved).unwrap_or_else(|e| {
-                debug!(error = %e, "name resolution failed");
-                BTreeMap::new()
-            });
-            let _loop_gone = tx.blocking_send(found);
-        });
-    }
-
-    fn on_resolved(&mut self, found: BTreeMap<String, IpAddr>) {
-        self.resolving = false;
-        let port = self.port;
-        for node in self.nodes.values_mut() {
-            if node.addr.is_none() {
-                if let Some(ip) = found.get(&node.name) {
-                    node.addr = Some(SocketAddr::new(*ip, port));
-                    info!(peer = %node.name, addr = %ip, "node address resolved");
-                }
-            }
-        }
+        self.reresolve();
     }
 
     /// Local clients that exited without leaving their groups: leave for them, so the node
