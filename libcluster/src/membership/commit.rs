@@ -25,7 +25,7 @@ impl Membership {
         });
         if remove_done {
             expected = ExpectedVotes {
-                generation: expected.generation + 1,
+                generation: expected.generation.saturating_add(1),
                 votes: crate::quorum::expected_after_remove(members.len()),
             };
         }
@@ -80,7 +80,7 @@ impl Membership {
             let Some(a) = accepts.get(&id) else { continue };
             let mut mine: BTreeSet<String> = a.groups.iter().cloned().collect();
             if let Some(u) = a.old_view.and_then(|v| unions.get(&v)) {
-                for (_, e) in u.range(a.delivered + 1..) {
+                for (_, e) in u.range(a.delivered.saturating_add(1)..) {
                     if e.origin != id || e.origin_inc != inc {
                         continue;
                     }
@@ -114,7 +114,7 @@ impl Membership {
                     seqs: u.map(|u| u.keys().copied().collect()).unwrap_or_default(),
                     entries: u
                         .map(|u| {
-                            u.range(a.delivered + 1..)
+                            u.range(a.delivered.saturating_add(1)..)
                                 .filter(|(s, _)| !held.contains(s))
                                 .map(|(s, e)| (*s, (*e).clone()))
                                 .collect()

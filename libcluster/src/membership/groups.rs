@@ -50,7 +50,11 @@ pub(super) struct Gm {
 impl Membership {
     pub(super) fn gm_heartbeat_fields(&self) -> (u64, u64, u64) {
         match &self.gm.seqr {
-            Some(s) => (self.gm.delivered, s.next_seq - 1, self.gm.stable),
+            Some(s) => (
+                self.gm.delivered,
+                s.next_seq.saturating_sub(1),
+                self.gm.stable,
+            ),
             None => (self.gm.delivered, 0, 0),
         }
     }
@@ -202,7 +206,7 @@ impl Membership {
                     to: coord,
                     msg: Msg::Retransmit {
                         view,
-                        from: self.gm.delivered + 1,
+                        from: self.gm.delivered.saturating_add(1),
                         to: self.gm.high,
                     },
                 });
@@ -223,13 +227,13 @@ impl Membership {
             return entry.local_id < next; // a duplicate is done; a gap waits for a resend
         }
         let size = entry.body.size();
-        let unstable = s.next_seq - 1 - stable;
+        let unstable = s.next_seq.saturating_sub(1).saturating_sub(stable);
         if unstable >= max_queued || (!s.log.is_empty() && s.log_bytes + size > WINDOW_BYTES) {
             return false;
         }
         let seq = s.next_seq;
-        s.next_seq += 1;
-        s.next_local.insert(key, next + 1);
+        s.next_seq = s.next_seq.saturating_add(1);
+        s.next_local.insert(key, next.saturating_add(1));
         s.log.insert(seq, entry.clone());
         s.log_bytes += size;
         let Some(inst) = &self.views.installed else {
@@ -322,15 +326,18 @@ impl Membership {
         let Some(view) = self.views.installed.as_ref().map(|i| i.view) else {
             return;
         };
-        while let Some(e) = self.gm.held.get(&(self.gm.delivered + 1)).cloned() {
-            self.gm.delivered += 1;
-            self.deliver(view, self.gm.delivered, e, out);
+        while let Some(next) = self.gm.delivered.checked_add(1) {
+            let Some(e) = self.gm.held.get(&next).cloned() else {
+                break;
+            };
+            self.gm.delivered = next;
+            self.deliver(view, next, e, out);
         }
         self.gc_held();
     }
 
     fn gc_held(&mut self) {
-        let keep_from = self.gm.stable.min(self.gm.delivered) + 1;
+        let keep_from = self.gm.stable.min(self.gm.delivered).saturating_add(1);
         self.gm.held = self.gm.held.split_off(&keep_from);
     }
 
@@ -356,7 +363,7 @@ impl Membership {
         if stable > self.gm.stable {
             self.gm.stable = stable;
             if let Some(s) = &mut self.gm.seqr {
-                let rest = s.log.split_off(&(stable + 1));
+                let rest = s.log.split_off(&stable.saturating_add(1));
                 for e in s.log.values() {
                     s.log_bytes = s.log_bytes.saturating_sub(e.body.size());
                 }

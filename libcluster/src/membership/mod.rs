@@ -36,6 +36,7 @@ mod groups;
 mod msg;
 mod nodes;
 mod quorum_glue;
+mod sim_node;
 mod view;
 
 pub use api::{
@@ -49,6 +50,7 @@ pub use msg::{
     NackReason, Propose, Row, ViewId, MAX_CONFIG_TEXT, MAX_GROUPS_PER_NODE, MAX_GROUP_NAME,
     MAX_NODES, MAX_PAYLOAD, WINDOW_BYTES,
 };
+pub use sim_node::{Frame, MembershipNode};
 
 use crate::quorum::QuorumState;
 use crate::{Millis, NodeId};

@@ -117,7 +117,7 @@ impl Membership {
     /// An ordered `Expected` entry: every member sets the value and recomputes with decrease.
     pub(super) fn apply_expected(&mut self, votes: u32, out: &mut Vec<Action>) {
         self.quorum.expected = ExpectedVotes {
-            generation: self.quorum.expected.generation + 1,
+            generation: self.quorum.expected.generation.saturating_add(1),
             votes,
         };
         self.recompute_quorum(true, out);

@@ -785,3 +785,180 @@ proptest! {
         }
     }
 }
+
+fn view_strategy() -> impl Strategy<Value = ViewId> {
+    (0u64..6, 0u32..5, 0u64..3).prop_map(|(epoch, c, incarnation)| ViewId {
+        epoch,
+        coordinator: NodeId(c),
+        incarnation,
+    })
+}
+
+fn members_strategy() -> impl Strategy<Value = Vec<(NodeId, u64)>> {
+    proptest::collection::vec((0u32..5, 0u64..3).prop_map(|(n, i)| (NodeId(n), i)), 0..5)
+}
+
+fn entry_strategy() -> impl Strategy<Value = Entry> {
+    (0u32..5, 0u64..3, 0u64..4, 0u8..3).prop_map(|(o, i, l, k)| Entry {
+        origin: NodeId(o),
+        origin_inc: i,
+        local_id: l,
+        body: match k {
+            0 => Body::Join { group: "g".into() },
+            1 => Body::Message {
+                group: "g".into(),
+                payload: vec![k],
+            },
+            _ => Body::Expected { votes: l as u32 },
+        },
+    })
+}
+
+fn msg_strategy() -> impl Strategy<Value = Msg> {
+    prop_oneof![
+        (view_strategy(), members_strategy())
+            .prop_map(|(view, members)| Msg::Propose(Propose { view, members })),
+        (
+            view_strategy(),
+            members_strategy(),
+            0u64..5,
+            proptest::collection::vec((0u64..6, entry_strategy()), 0..3)
+        )
+            .prop_map(|(view, members, seq, tail)| Msg::Commit(Commit {
+                view,
+                members: members.clone(),
+                expected: ExpectedVotes {
+                    generation: seq,
+                    votes: seq as u32
+                },
+                allow_decrease: seq % 2 == 0,
+                expelled: members,
+                groups: vec![("g".into(), vec![NodeId(1)])],
+                flush: Some(Flush {
+                    old_view: view,
+                    seqs: tail.iter().map(|t| t.0).collect(),
+                    entries: tail
+                }),
+            })),
+        (view_strategy(), view_strategy()).prop_map(|(view, promised)| Msg::Nack {
+            view,
+            promised,
+            reason: NackReason::Promised
+        }),
+        (view_strategy(), 0u64..6, 0u64..6, entry_strategy()).prop_map(
+            |(view, seq, stable, entry)| Msg::Ordered {
+                view,
+                seq,
+                stable,
+                entry
+            }
+        ),
+        (view_strategy(), 0u64..4, entry_strategy()).prop_map(|(view, low, entry)| Msg::Data {
+            view,
+            low,
+            entry
+        }),
+        (view_strategy(), 0u64..6, 0u64..6).prop_map(|(view, from, to)| Msg::Retransmit {
+            view,
+            from,
+            to
+        }),
+        view_strategy().prop_map(|view| Msg::CommitAck { view }),
+        any::<bool>().prop_map(|remove| Msg::Leave { remove }),
+        (0u64..3, any::<bool>()).prop_map(|(t, quorate)| Msg::Kill {
+            reason: KillReason::Rejoin,
+            target_incarnation: t,
+            quorate
+        }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn random_protocol_messages_never_panic_or_stall_a_core(
+        msgs in proptest::collection::vec((1u32..4, 0u64..3, msg_strategy()), 1..20)
+    ) {
+        let mut lab = Lab::new(3);
+        lab.run_until(Millis(1500));
+        for (i, (from, inc, msg)) in msgs.into_iter().enumerate() {
+            let to = 1 + (i as u32 % 3);
+            if from != to {
+                lab.input(to, Input::Message { from: NodeId(from), incarnation: inc, msg });
+            }
+        }
+        lab.run_until(Millis(3000));
+        for core in lab.cores.values() {
+            prop_assert!(core.next_deadline() > lab.now || core.is_shut_down());
+        }
+    }
+}
+
+#[test]
+fn extreme_numbers_in_messages_do_not_overflow() {
+    let mut lab = Lab::new(3);
+    lab.run_until(Millis(1500));
+    let (view, _) = lab.view_of(1).expect("view");
+    let max_view = ViewId {
+        epoch: u64::MAX,
+        coordinator: NodeId(2),
+        incarnation: 1,
+    };
+    let entry = Entry {
+        origin: NodeId(2),
+        origin_inc: 1,
+        local_id: u64::MAX,
+        body: Body::Expected { votes: u32::MAX },
+    };
+    let msgs = vec![
+        Msg::Data {
+            view,
+            low: u64::MAX,
+            entry: entry.clone(),
+        },
+        Msg::Ordered {
+            view,
+            seq: u64::MAX,
+            stable: u64::MAX,
+            entry: entry.clone(),
+        },
+        Msg::Retransmit {
+            view,
+            from: u64::MAX,
+            to: u64::MAX,
+        },
+        Msg::Propose(Propose {
+            view: max_view,
+            members: vec![(NodeId(1), 1), (NodeId(2), 1)],
+        }),
+        Msg::Commit(Commit {
+            view: max_view,
+            members: vec![(NodeId(1), 1), (NodeId(2), 1)],
+            expected: ExpectedVotes {
+                generation: u64::MAX,
+                votes: u32::MAX,
+            },
+            allow_decrease: true,
+            expelled: vec![(NodeId(3), u64::MAX)],
+            groups: Vec::new(),
+            flush: Some(Flush {
+                old_view: view,
+                seqs: vec![u64::MAX],
+                entries: vec![(u64::MAX, entry)],
+            }),
+        }),
+    ];
+    for msg in msgs {
+        lab.input(
+            1,
+            Input::Message {
+                from: NodeId(2),
+                incarnation: 1,
+                msg,
+            },
+        );
+    }
+    lab.run_until(Millis(4000));
+    assert!(lab.cores.contains_key(&NodeId(1)));
+}

@@ -121,7 +121,8 @@ impl Membership {
                     .collect();
                 for id in missing {
                     let failures = self.views.suppressed.get(&id).map_or(0, |s| s.1) + 1;
-                    let until = now.plus(t.accept_timeout_ms << failures.min(4));
+                    // Doubling per failure, capped at one token: a live node is retried soon.
+                    let until = now.plus((t.accept_timeout_ms << failures.min(4)).min(t.token_ms));
                     self.views.suppressed.insert(id, (until, failures));
                 }
                 self.abandon_proposal();
@@ -183,7 +184,7 @@ impl Membership {
         _rng: &mut dyn RngCore,
         out: &mut Vec<Action>,
     ) {
-        let epoch = self.views.max_epoch + 1;
+        let epoch = self.views.max_epoch.saturating_add(1);
         self.views.max_epoch = epoch;
         let view = ViewId {
             epoch,
@@ -264,7 +265,7 @@ impl Membership {
             tail: self
                 .gm
                 .held
-                .range(self.gm.stable + 1..)
+                .range(self.gm.stable.saturating_add(1)..)
                 .map(|(s, e)| (*s, e.clone()))
                 .collect(),
             groups: self.my_groups(),
