@@ -6,7 +6,8 @@
 //! starts a node's processes. Layers, outside in:
 //!
 //! - [`server`]: TCP listener, one thread per connection, the shared [`SwitchModel`], the
-//!   state file, the hook (in order, before the client sees the answer), reboot timers.
+//!   state file, the hook (in order, before the client sees the answer), the reboot timer;
+//!   [`hook`] runs the `--hook` command.
 //! - [`session`]: the pure, sans-IO dialog of one connection: [`ApcSession::new`] gives the
 //!   first bytes, [`ApcSession::input`] turns received bytes into bytes to send and
 //!   [`OutletAction`]s (already applied to the model).
@@ -37,6 +38,7 @@
 //! `apc>`. See docs/apcsim.md for what was verified against Debian's fence_apc.
 
 pub mod cli;
+pub mod hook;
 pub mod menu;
 pub mod model;
 pub mod server;
@@ -46,9 +48,9 @@ pub mod telnet;
 #[cfg(test)]
 mod dialog_tests;
 
+pub use hook::{run_hook_command, HookOutcome};
 pub use model::{ApcError, Command, Firmware, Outlet, OutletAction, Power, SwitchModel};
 pub use server::{
-    load_state_file, run_hook_command, serve, spawn, write_state_file, ApcServer, HookOutcome,
-    PowerChange, ServerConfig,
+    load_state_file, serve, spawn, write_state_file, ApcServer, PowerChange, ServerConfig,
 };
 pub use session::ApcSession;

@@ -7,16 +7,15 @@
 //! made in the order the changes happened, one at a time. Immediate Reboot is reported as
 //! off, then on again after `reboot_delay` unless the outlet was commanded again meanwhile.
 
-use super::model::{ApcError, Outlet, OutletAction, Power, SwitchModel};
+use super::model::{ApcError, Command, Outlet, OutletAction, Power, SwitchModel};
 use super::session::ApcSession;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -70,10 +69,15 @@ struct SwitchState {
     model: SwitchModel,
     /// Bumped on every command to an outlet; a pending reboot only powers on if unchanged.
     generation: Vec<u64>,
+    /// Pending reboot power-ons: outlet -> (when, generation of the reboot). At most one
+    /// per outlet, so a flood of reboots costs no more than one.
+    reboots: BTreeMap<u32, (Instant, u64)>,
 }
 
 struct Shared {
     state: Mutex<SwitchState>,
+    /// Wakes the reboot timer when a reboot is scheduled or the server stops.
+    reboot_due: Condvar,
     hook: Mutex<Hook>,
     stop: AtomicBool,
     connections: AtomicUsize,
@@ -107,21 +111,24 @@ impl Shared {
     /// Reports `actions` (already applied to `st.model`): persists, then calls the hook in
     /// order while holding the hook lock, taken before the state lock is released so that
     /// hook calls follow the order of the changes.
-    fn report(self: &Arc<Self>, mut st: MutexGuard<'_, SwitchState>, actions: &[OutletAction]) {
+    fn report(&self, mut st: MutexGuard<'_, SwitchState>, actions: &[OutletAction]) {
         if actions.is_empty() {
             return;
         }
         self.persist(&st.model);
-        let mut reboots = Vec::new();
         for &a in actions {
             let n = match a {
                 OutletAction::On(n) | OutletAction::Off(n) | OutletAction::Reboot(n) => n,
             };
-            if let Some(g) = index(n).and_then(|i| st.generation.get_mut(i)) {
-                *g += 1;
-                if let OutletAction::Reboot(_) = a {
-                    reboots.push((n, *g));
-                }
+            let Some(g) = index(n).and_then(|i| st.generation.get_mut(i)) else {
+                continue;
+            };
+            *g += 1;
+            let g = *g;
+            if let OutletAction::Reboot(_) = a {
+                st.reboots
+                    .insert(n, (Instant::now() + self.reboot_delay, g));
+                self.reboot_due.notify_all();
             }
         }
         let hook = lock(&self.hook);
@@ -143,32 +150,36 @@ impl Shared {
             ));
             hook(change);
         }
-        drop(hook);
-        for (n, g) in reboots {
-            let shared = Arc::clone(self);
-            thread::spawn(move || shared.finish_reboot(n, g));
-        }
     }
 
-    fn finish_reboot(self: Arc<Self>, n: u32, generation: u64) {
-        let until = Instant::now() + self.reboot_delay;
-        while Instant::now() < until {
-            if self.stop.load(Ordering::Relaxed) {
-                return;
-            }
-            thread::sleep(POLL.min(until.saturating_duration_since(Instant::now())));
-        }
+    /// The reboot timer: powers outlets on again when their reboot delay is over, unless
+    /// they were commanded since. Runs until the server stops.
+    fn reboot_timer(&self) {
         let mut st = lock(&self.state);
-        let current = index(n).and_then(|i| st.generation.get(i).copied());
-        if current != Some(generation) || !st.model.set_power(n, Power::On) {
-            return;
+        while !self.stop.load(Ordering::Relaxed) {
+            let now = Instant::now();
+            let due = st
+                .reboots
+                .iter()
+                .find(|(_, (at, _))| *at <= now)
+                .map(|(&n, &(_, g))| (n, g));
+            if let Some((n, g)) = due {
+                st.reboots.remove(&n);
+                let current = index(n).and_then(|i| st.generation.get(i).copied());
+                if current == Some(g) && st.model.set_power(n, Power::On) {
+                    self.report(st, &[OutletAction::On(n)]);
+                    st = lock(&self.state);
+                }
+                continue;
+            }
+            let next = st.reboots.values().map(|(at, _)| *at).min();
+            let wait = next.map_or(POLL, |at| at.saturating_duration_since(now).min(POLL));
+            st = self
+                .reboot_due
+                .wait_timeout(st, wait)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
         }
-        self.report_on_after_reboot(st, n);
-    }
-
-    fn report_on_after_reboot(self: &Arc<Self>, st: MutexGuard<'_, SwitchState>, n: u32) {
-        // Power is already on in the model; report it like an Immediate On.
-        self.report(st, &[OutletAction::On(n)]);
     }
 }
 
@@ -231,8 +242,8 @@ impl ApcServer {
     pub fn set_power(&self, outlet: u32, power: Power) -> bool {
         let mut st = lock(&self.shared.state);
         let command = match power {
-            Power::On => super::model::Command::On,
-            Power::Off => super::model::Command::Off,
+            Power::On => Command::On,
+            Power::Off => Command::Off,
         };
         let action = st.model.command(outlet, command);
         let changed = action.is_some();
@@ -301,7 +312,9 @@ fn new_shared(config: ServerConfig, hook: Hook) -> Arc<Shared> {
         state: Mutex::new(SwitchState {
             model: config.model,
             generation,
+            reboots: BTreeMap::new(),
         }),
+        reboot_due: Condvar::new(),
         hook: Mutex::new(hook),
         stop: AtomicBool::new(false),
         connections: AtomicUsize::new(0),
@@ -317,6 +330,10 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) -> Result<(), ApcEr
     listener
         .set_nonblocking(true)
         .map_err(|source| ApcError::Listen { source })?;
+    let timer = {
+        let s = Arc::clone(shared);
+        thread::spawn(move || s.reboot_timer())
+    };
     let mut workers: Vec<JoinHandle<()>> = Vec::new();
     let result = loop {
         if shared.stop.load(Ordering::Relaxed) {
@@ -354,7 +371,8 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) -> Result<(), ApcEr
         }
     };
     shared.stop.store(true, Ordering::Relaxed);
-    for w in workers {
+    shared.reboot_due.notify_all();
+    for w in workers.into_iter().chain([timer]) {
         let _ = w.join();
     }
     result
@@ -409,135 +427,5 @@ fn connection(mut stream: TcpStream, shared: &Arc<Shared>) -> &'static str {
             Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return "client closed",
             Err(_) => return "read failed",
         }
-    }
-}
-
-/// How a hook command ended.
-#[derive(Debug)]
-pub enum HookOutcome {
-    /// It exited (code None: killed by a signal); `output` is the start of its stdout and
-    /// stderr.
-    Exited {
-        /// Exit code.
-        code: Option<i32>,
-        /// Up to 4 KiB of its output.
-        output: String,
-    },
-    /// It ran past the timeout; its process group was killed.
-    TimedOut,
-    /// It could not be started.
-    SpawnFailed(io::Error),
-}
-
-impl HookOutcome {
-    /// Whether it exited with 0.
-    pub fn success(&self) -> bool {
-        matches!(self, HookOutcome::Exited { code: Some(0), .. })
-    }
-}
-
-impl fmt::Display for HookOutcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            HookOutcome::Exited {
-                code: Some(c),
-                output,
-            } if output.trim().is_empty() => {
-                write!(f, "exit {c}")
-            }
-            HookOutcome::Exited {
-                code: Some(c),
-                output,
-            } => {
-                write!(f, "exit {c}: {}", output.trim())
-            }
-            HookOutcome::Exited { code: None, .. } => write!(f, "killed by a signal"),
-            HookOutcome::TimedOut => write!(f, "timed out, killed"),
-            HookOutcome::SpawnFailed(e) => write!(f, "could not start: {e}"),
-        }
-    }
-}
-
-const HOOK_OUTPUT_MAX: usize = 4096;
-
-/// Runs `cmd` (a shell command line) with the arguments `on|off N` appended, in its own
-/// process group, stdin from /dev/null; kills the group after `timeout`.
-pub fn run_hook_command(cmd: &str, change: PowerChange, timeout: Duration) -> HookOutcome {
-    let word = match change.power {
-        Power::On => "on",
-        Power::Off => "off",
-    };
-    let mut child = match Command::new("/bin/sh")
-        .arg("-c")
-        .arg(format!("{cmd} \"$@\""))
-        .arg("apcsim-hook")
-        .arg(word)
-        .arg(change.outlet.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-    {
-        Ok(c) => c,
-        Err(e) => return HookOutcome::SpawnFailed(e),
-    };
-    let (tx, rx) = mpsc::channel();
-    for pipe in [
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        let tx = tx.clone();
-        thread::spawn(move || {
-            let mut kept = Vec::new();
-            let mut pipe = pipe;
-            let mut buf = [0u8; 1024];
-            while let Ok(n) = pipe.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                let room = HOOK_OUTPUT_MAX.saturating_sub(kept.len());
-                kept.extend_from_slice(&buf[..n.min(room)]);
-            }
-            let _ = tx.send(kept);
-        });
-    }
-    drop(tx);
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
-            _ => break None,
-        }
-    };
-    let Some(status) = status else {
-        if let Ok(pid) = i32::try_from(child.id()) {
-            let _ = nix::sys::signal::killpg(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-        let _ = child.wait();
-        return HookOutcome::TimedOut;
-    };
-    // A background process of the hook may keep a pipe open: wait for output only briefly.
-    let mut output = Vec::new();
-    let until = Instant::now() + Duration::from_secs(1);
-    while let Ok(part) = rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
-        output.extend(part);
-    }
-    HookOutcome::Exited {
-        code: status.code(),
-        output: String::from_utf8_lossy(&output).into_owned(),
     }
 }
