@@ -2,6 +2,10 @@
 //! simulator on 127.0.0.1: every action it offers, both parameter forms, failures, paging,
 //! v6 CLI firmware, and the `apcsim` binary's state file and hook.
 //!
+//! The agent's prompt timeouts (3 s and 5 s by default) are raised for runs expected to
+//! succeed, so that a loaded CI machine cannot fail them; the switch answers in
+//! milliseconds either way.
+//!
 //! Without fence_apc or telnet installed these tests print why and pass, except under
 //! CI=true, where that is a failure (.ci installs `fence-agents` and `telnet`).
 
@@ -12,6 +16,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// Generous agent timeouts (seconds) for runs expected to succeed.
+const TIMEOUTS: [&str; 6] = [
+    "--shell-timeout",
+    "15",
+    "--login-timeout",
+    "15",
+    "--power-timeout",
+    "30",
+];
 
 /// Far above what a fence_apc run takes (2-6 s); only there so a hang cannot wedge CI.
 const AGENT_BOUND: Duration = Duration::from_secs(120);
@@ -106,6 +120,11 @@ fn agent_argv(
         .args(["--ip", "127.0.0.1", "--ipport"])
         .arg(server.local_addr().port().to_string())
         .args(["--username", "apc", "--password", password])
+        .args(if password == "apc" {
+            &TIMEOUTS[..]
+        } else {
+            &[]
+        })
         .args(extra)
         .args(["--action", action])
         .stdin(Stdio::null())
@@ -259,13 +278,14 @@ fn stdin_parameters_work_in_modern_and_cluster_conf_names() {
 
     let modern = format!(
         "agent=fence_apc\nnodename=node3\naction=off\nip=127.0.0.1\nipport={port}\n\
-         username=apc\npassword=apc\nplug=3\n"
+         username=apc\npassword=apc\nplug=3\nshell_timeout=15\nlogin_timeout=15\n"
     );
     assert_run(&agent_stdin(&agent, &modern), 0, "Success: Powered OFF");
     assert_eq!(power(&server, 3), Power::Off);
     // The names a RHEL5 cluster.conf gives: <fencedevice ipaddr login passwd>, <device port>.
     let old = format!(
-        "agent=fence_apc\nipaddr=127.0.0.1\nipport={port}\nlogin=apc\npasswd=apc\nport=3\naction=on\n"
+        "agent=fence_apc\nipaddr=127.0.0.1\nipport={port}\nlogin=apc\npasswd=apc\nport=3\naction=on\n\
+         shell_timeout=15\nlogin_timeout=15\n"
     );
     assert_run(&agent_stdin(&agent, &old), 0, "Success: Powered ON");
     assert_eq!(power(&server, 3), Power::On);
@@ -384,6 +404,7 @@ fn apcsim_binary_saves_state_and_runs_the_hook() {
             "admin",
         ])
         .args(["--password", "s3cret", "--plug", "2", "--action", "off"])
+        .args(TIMEOUTS)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

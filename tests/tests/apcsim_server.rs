@@ -155,7 +155,9 @@ fn off_is_saved_and_hooked_before_the_switch_confirms_it() {
     assert_eq!(reloaded.outlet(2).unwrap().power, Power::On);
     assert_eq!(server.outlets()[2].power, Power::Off);
     server.shutdown().unwrap();
-    let _ = std::fs::remove_file(&state);
+    if let Some(dir) = state.parent() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
 
 #[test]
