@@ -5,6 +5,7 @@
 //! real processes, and every process recorded in `DIR/lab.json` so faults can be injected
 //! and everything stopped by pid.
 
+pub mod apc;
 pub mod bench;
 pub mod checker;
 pub mod lab;
