@@ -7,6 +7,8 @@
 
 pub mod bench;
 pub mod lab;
+pub mod nemesis;
+pub mod netns;
 pub mod procs;
 pub mod report;
 pub mod state;
