@@ -6,7 +6,7 @@
 //!   root namespace                              node namespaces (cl<hash>-n<id>)
 //!   ┌──────────────────────────────┐            ┌──────────────────────────────┐
 //!   │ bridge cl<hash>-br           │──veth──────│ eth0 10.250.X.<id>/24        │
-//!   │   10.250.X.254/24 (lab host: │ cl<hash>-v<id> lo up, 224.0.0.0/4 dev eth0 │
+//!   │   10.250.X.254/24 (lab host: │            │ lo up, 224.0.0.0/4 dev eth0  │
 //!   │   APC simulator, lab tools)  │            │ no default route             │
 //!   │ multicast snooping off       │            │ table inet clusterlab        │
 //!   └──────────────────────────────┘            │   input: ip saddr A drop     │
@@ -14,27 +14,30 @@
 //!                                               └──────────────────────────────┘
 //! ```
 //!
+//! Each veth pair is `cl<hash>-v<id>` on the bridge and `eth0` inside the namespace.
 //! Every name carries a 6-hex-digit hash of the lab id, so labs never share a name, and a
 //! registry entry in [`REGISTRY_DIR`] records who owns each lab so [`gc`] can remove the
 //! leftovers of labs whose owner is gone. Everything here shells out to `ip` and `nft`
 //! (iproute2, nftables), except the probes, which open sockets inside a namespace from a
 //! thread that entered it with setns(2).
 
+mod error;
+mod faults;
 mod nft;
 mod probe;
 mod registry;
 
+pub use error::NetError;
 pub use probe::in_netns;
 pub use registry::{gc, REGISTRY_DIR};
 
-use crate::nemesis::{Drops, NemesisError, NetFault, HOST_ID};
+use crate::nemesis::{Drops, HOST_ID};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
-use std::fmt;
-use std::io::{self, Write};
+use std::io::Write;
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 /// The first characters of every namespace, bridge and veth name the lab creates.
@@ -87,129 +90,6 @@ pub struct DestroyReport {
     /// Processes that were still inside a node's namespace, by node id. They were not
     /// killed; the namespace lives on, detached and cut off, until they exit.
     pub leftover_pids: BTreeMap<u32, Vec<i32>>,
-}
-
-/// What went wrong with the lab network.
-#[derive(Debug)]
-pub enum NetError {
-    /// A program (`ip`, `nft`) could not be started. Nothing was changed by it.
-    Spawn {
-        /// The program.
-        program: String,
-        /// Why.
-        source: io::Error,
-    },
-    /// A command ran and failed; what it changed is what its stderr says (an `nft -f`
-    /// transaction changes nothing when it fails).
-    Command {
-        /// The command line.
-        command: String,
-        /// Its exit status (None: killed by a signal).
-        status: Option<i32>,
-        /// Its standard error.
-        stderr: String,
-    },
-    /// The node list is empty. Nothing was created.
-    NoNodes,
-    /// A node id cannot have an address (ids are 1..=253) or appears twice. Nothing was created.
-    BadNodeId {
-        /// The id.
-        id: u32,
-        /// Why it is refused.
-        reason: &'static str,
-    },
-    /// The names of this lab belong to another lab whose owner is alive (a hash collision
-    /// or the same lab created twice). Nothing was created.
-    InUse {
-        /// The 6-hex-digit hash in the names.
-        hash: String,
-        /// The lab id of the owner.
-        owner: String,
-    },
-    /// Every 10.250.X.0/24 is in use. Nothing was created.
-    NoFreeSubnet,
-    /// The node is not part of this lab network.
-    UnknownNode(u32),
-    /// A bookkeeping file (registry entry, lock, marker) could not be read or written.
-    File {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: io::Error,
-    },
-    /// A bookkeeping file or nft's output could not be understood.
-    Parse {
-        /// What was being read.
-        what: String,
-        /// What is wrong with it.
-        detail: String,
-    },
-    /// Entering a namespace failed (it does not exist, or no privilege).
-    Setns {
-        /// The namespace.
-        ns: String,
-        /// Why.
-        source: io::Error,
-    },
-    /// A socket operation of a probe failed.
-    Probe {
-        /// What the probe was doing.
-        what: String,
-        /// Why.
-        source: io::Error,
-    },
-    /// The fault does not fit this lab. No rule was changed.
-    Fault(NemesisError),
-}
-
-impl fmt::Display for NetError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            NetError::Spawn { program, source } => write!(f, "cannot run {program}: {source}"),
-            NetError::Command {
-                command,
-                status,
-                stderr,
-            } => {
-                let status = status.map_or("a signal".to_string(), |s| format!("status {s}"));
-                write!(f, "`{command}` failed with {status}: {}", stderr.trim())
-            }
-            NetError::NoNodes => write!(f, "a lab network needs at least one node"),
-            NetError::BadNodeId { id, reason } => write!(f, "node id {id}: {reason}"),
-            NetError::InUse { hash, owner } => {
-                write!(
-                    f,
-                    "network names cl{hash}-* are in use by the live lab {owner:?}"
-                )
-            }
-            NetError::NoFreeSubnet => write!(f, "every subnet 10.250.X.0/24 is in use"),
-            NetError::UnknownNode(id) => write!(f, "node {id} is not in this lab network"),
-            NetError::File { path, source } => write!(f, "{}: {source}", path.display()),
-            NetError::Parse { what, detail } => write!(f, "cannot read {what}: {detail}"),
-            NetError::Setns { ns, source } => write!(f, "cannot enter namespace {ns}: {source}"),
-            NetError::Probe { what, source } => write!(f, "probe: {what}: {source}"),
-            NetError::Fault(e) => write!(f, "{e}"),
-        }
-    }
-}
-
-impl std::error::Error for NetError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            NetError::Spawn { source, .. }
-            | NetError::File { source, .. }
-            | NetError::Setns { source, .. }
-            | NetError::Probe { source, .. } => Some(source),
-            NetError::Fault(e) => Some(e),
-            _ => None,
-        }
-    }
-}
-
-impl From<NemesisError> for NetError {
-    fn from(e: NemesisError) -> NetError {
-        NetError::Fault(e)
-    }
 }
 
 /// FNV-1a, 32 bits: a stable hash (the names must not change between builds).
@@ -493,8 +373,11 @@ impl LabNet {
     /// the marker is gone; [`LabNet::destroy`] removes both. After this, dropping `self`
     /// removes nothing.
     pub fn persist(&mut self, lab_dir: &Path) -> Result<(), NetError> {
-        let marker = lab_dir.join(MARKER_FILE);
-        let marker = marker.canonicalize().unwrap_or(marker);
+        let dir = lab_dir.canonicalize().map_err(|source| NetError::File {
+            path: lab_dir.to_path_buf(),
+            source,
+        })?;
+        let marker = dir.join(MARKER_FILE);
         registry::write_json(&marker, &self.clone())?;
         registry::set_marker(&self.hash, &marker)?;
         self.owned = false;
@@ -642,104 +525,6 @@ impl LabNet {
     /// A command that runs `program` inside node `id`'s namespace (see [`ns_command`]).
     pub fn command(&self, id: u32, program: impl AsRef<OsStr>) -> Result<Command, NetError> {
         Ok(ns_command(&self.node(id)?.ns, program))
-    }
-
-    /// Replaces every node's drop rules with `drops`: one `nft -f -` transaction per
-    /// namespace (atomic per node; nodes change one after another, in id order).
-    pub fn apply(&self, drops: &Drops) -> Result<(), NetError> {
-        for id in drops.endpoints() {
-            self.addr(id)?;
-        }
-        let addrs = |set: std::collections::BTreeSet<u32>| -> Vec<Ipv4Addr> {
-            set.into_iter()
-                .filter_map(|id| self.addr(id).ok())
-                .collect()
-        };
-        for n in &self.nodes {
-            let script = nft::ruleset(&addrs(drops.incoming(n.id)), &addrs(drops.outgoing(n.id)));
-            run(ns_command(&n.ns, "nft").args(["-f", "-"]), Some(&script))?;
-        }
-        Ok(())
-    }
-
-    /// Applies `fault` (replacing the current one) and returns its drop set.
-    pub fn inject(&self, fault: &NetFault) -> Result<Drops, NetError> {
-        let drops = fault.drops(&self.node_ids())?;
-        self.apply(&drops)?;
-        Ok(drops)
-    }
-
-    /// Node `id` neither sends to nor hears any other node.
-    pub fn isolate(&self, id: u32) -> Result<(), NetError> {
-        self.inject(&NetFault::Isolate(id)).map(drop)
-    }
-
-    /// The lower half of the node ids against the upper half.
-    pub fn halves(&self) -> Result<(), NetError> {
-        self.inject(&NetFault::Halves).map(drop)
-    }
-
-    /// B sees A and C; A and C do not see each other.
-    pub fn bridge_topology(&self, a: u32, b: u32, c: u32) -> Result<(), NetError> {
-        self.inject(&NetFault::Bridge { a, b, c }).map(drop)
-    }
-
-    /// `from`'s packets to `to` are dropped; `to`'s packets to `from` flow.
-    pub fn oneway(&self, from: u32, to: u32) -> Result<(), NetError> {
-        self.inject(&NetFault::OneWay { from, to }).map(drop)
-    }
-
-    /// Nodes in different groups do not see each other; unnamed nodes form one more group.
-    pub fn partition(&self, groups: &[Vec<u32>]) -> Result<(), NetError> {
-        self.inject(&NetFault::Partition(groups.to_vec())).map(drop)
-    }
-
-    /// The listed nodes (all when empty) and the lab host do not see each other.
-    pub fn cut_host(&self, ids: &[u32]) -> Result<(), NetError> {
-        self.inject(&NetFault::CutHost(ids.to_vec())).map(drop)
-    }
-
-    /// Removes every drop rule in every namespace.
-    pub fn heal(&self) -> Result<(), NetError> {
-        self.apply(&Drops::new())
-    }
-
-    /// The drops in force, read back from every namespace's `inet clusterlab` table.
-    pub fn current_drops(&self) -> Result<Drops, NetError> {
-        let mut drops = Drops::new();
-        for n in &self.nodes {
-            let listing = ns_command(&n.ns, "nft")
-                .args(["-j", "list", "table", "inet", NFT_TABLE])
-                .output()
-                .map_err(|source| NetError::Spawn {
-                    program: "nft".into(),
-                    source,
-                })?;
-            if !listing.status.success() {
-                continue; // no table: nothing dropped in this namespace
-            }
-            let text = String::from_utf8_lossy(&listing.stdout);
-            let rules = nft::parse_listing(&text).map_err(|detail| NetError::Parse {
-                what: format!("the nft rules of {}", n.ns),
-                detail,
-            })?;
-            for (chain, addr) in rules {
-                let peer = self.endpoint_of(addr).ok_or_else(|| NetError::Parse {
-                    what: format!("the nft rules of {}", n.ns),
-                    detail: format!("{addr} is not an address of this lab"),
-                })?;
-                match chain {
-                    nft::Chain::Input => drops.drop_link(peer, n.id),
-                    nft::Chain::Output => drops.drop_link(n.id, peer),
-                }
-            }
-        }
-        Ok(drops)
-    }
-
-    /// Whether `from`'s packets to `to` are dropped by the rules in force.
-    pub fn blocked(&self, from: u32, to: u32) -> Result<bool, NetError> {
-        Ok(self.current_drops()?.blocked(from, to))
     }
 }
 
