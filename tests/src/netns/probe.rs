@@ -112,10 +112,10 @@ impl LabNet {
         }
     }
 
-    /// Sends to multicast `group`:`port` from node `from` (TTL 1, out of its eth0 by the
-    /// namespace's multicast route) and returns the other nodes that received it within
-    /// `timeout` (returns as soon as all did). Each receiver binds `port` in its namespace
-    /// and joins the group on its lab address.
+    /// Sends to multicast `group`:`port` from node `from` (TTL 1, from a socket bound to no
+    /// address, so the namespace's multicast route must pick eth0) and returns the other
+    /// nodes that received it within `timeout` (returns as soon as all did). Each receiver
+    /// binds `port` in its namespace and joins the group on its lab address.
     pub fn multicast_probe(
         &self,
         from: u32,
@@ -135,8 +135,15 @@ impl LabNet {
             .map_err(probe_err(format!("joining {group} on {addr}")))?;
             receivers.push((n.id, sock));
         }
-        let tx = self.udp_socket(from)?;
-        let src = tx.local_addr().map_err(probe_err("local address".into()))?;
+        // Bound to no address, so the namespace's multicast route has to pick the interface.
+        let from_ns = &self.node(from)?.ns;
+        let tx = super::in_netns(from_ns, || UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)))?
+            .map_err(probe_err(format!("binding a socket in {from_ns}")))?;
+        let tx_port = tx
+            .local_addr()
+            .map_err(probe_err("local address".into()))?
+            .port();
+        let src = std::net::SocketAddr::from((self.addr(from)?, tx_port));
         tx.set_multicast_ttl_v4(1)
             .and_then(|_| tx.set_multicast_loop_v4(false))
             .map_err(probe_err("multicast options".into()))?;
