@@ -95,6 +95,7 @@ impl LabNet {
                 match rx.recv_from(&mut buf) {
                     Ok((n, peer)) if peer == src && buf[..n] == token[..] => return Ok(true),
                     Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e)
                         if matches!(
                             e.kind(),

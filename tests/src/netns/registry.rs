@@ -172,9 +172,8 @@ fn collect() -> (Vec<String>, Option<NetError>) {
             Ok(rec) if !owner_alive(&rec) => match rec.net.remove_resources() {
                 Ok(report) => {
                     removed.extend(report.removed);
-                    let path = entry_path(&hash);
-                    if let Err(e) = std::fs::remove_file(&path) {
-                        first_err.get_or_insert(file_err(&path)(e));
+                    if let Err(e) = remove_if_present(&entry_path(&hash)) {
+                        first_err.get_or_insert(e);
                     }
                 }
                 Err(e) => {
@@ -284,19 +283,23 @@ pub(super) fn set_marker(hash: &str, marker: &Path) -> Result<(), NetError> {
     write_json(&path, &rec)
 }
 
-/// Removes a lab's entry and its marker (if the marker still names this lab). A missing
-/// entry is fine.
+/// Removes a file; one that is already gone is fine.
+fn remove_if_present(path: &Path) -> Result<(), NetError> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(file_err(path)(e)),
+        _ => Ok(()),
+    }
+}
+
+/// Removes a lab's entry, then its marker (if the marker still names this lab). The entry
+/// goes first: a marker without an entry means nothing to a collection. A missing entry is
+/// fine.
 pub(super) fn forget(hash: &str) -> Result<(), NetError> {
     let path = entry_path(hash);
-    if let Ok(rec) = read_json::<Record>(&path) {
-        if let Some(m) = rec.marker {
-            if read_json::<LabNet>(&m).is_ok_and(|n| n.hash() == hash) {
-                std::fs::remove_file(&m).map_err(file_err(&m))?;
-            }
-        }
-    }
-    match std::fs::remove_file(&path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(file_err(&path)(e)),
+    let marker = read_json::<Record>(&path).ok().and_then(|rec| rec.marker);
+    remove_if_present(&path)?;
+    match marker {
+        Some(m) if read_json::<LabNet>(&m).is_ok_and(|n| n.hash() == hash) => remove_if_present(&m),
         _ => Ok(()),
     }
 }
