@@ -313,7 +313,7 @@ impl LabNet {
 
     /// Creates the network of lab `lab_id` (pass the lab directory's canonical path): a
     /// bridge with the host address 10.250.X.254/24, and for each node a namespace joined to
-    /// it by a veth pair, addressed 10.250.X.<id>/24, with `lo` up, a multicast route, no
+    /// it by a veth pair, addressed `10.250.X.<id>/24`, with `lo` up, a multicast route, no
     /// default route, IPv6 off and an empty `inet clusterlab` table. X is picked from the lab
     /// id's hash, skipping subnets in use. Leftovers of dead labs are collected first.
     ///
