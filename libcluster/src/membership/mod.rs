@@ -398,7 +398,10 @@ impl Membership {
                 };
                 let state = match self.excluded.get(&id) {
                     Some(e) if e.incarnation >= incarnation => match e.why {
-                        Why::Expelled => NodeState::Expelled,
+                        // cman's "disallowed" is a node that is back with the incarnation a
+                        // quorate view removed; one that stays silent is simply dead.
+                        Why::Expelled if self.still_heard(id, e.incarnation) => NodeState::Expelled,
+                        Why::Expelled => NodeState::Dead,
                         Why::Left { .. } => NodeState::Left,
                         Why::Killed => NodeState::Killed,
                     },

@@ -24,6 +24,14 @@ pub(super) struct Glue {
 }
 
 impl Membership {
+    /// Whether `id` is still heard at an incarnation no newer than `incarnation` (an
+    /// expelled node that is back, not one that stayed dead).
+    pub(super) fn still_heard(&self, id: NodeId, incarnation: u64) -> bool {
+        self.conn.peers.get(&id).is_some_and(|p| {
+            p.incarnation <= incarnation && self.now.since(p.last_heard) < self.timing.token_ms
+        })
+    }
+
     fn member_votes(&self, members: &[(NodeId, u64)], expected: u32) -> Vec<MemberVotes> {
         members
             .iter()
@@ -83,9 +91,9 @@ impl Membership {
         let s = self.compute_for(&members, self.quorum.expected.votes, allow_decrease);
         if self.quorum.state != Some(s) {
             if self.quorum.state.is_some_and(|o| o.quorate) && !s.quorate {
-                tracing::info!(node = %self.me, quorum = s.quorum, total = s.total_votes, "quorum lost, blocking activity");
+                tracing::debug!(node = %self.me, quorum = s.quorum, total = s.total_votes, "quorum lost, blocking activity");
             } else if s.quorate && !self.quorum.state.is_some_and(|o| o.quorate) {
-                tracing::info!(node = %self.me, quorum = s.quorum, total = s.total_votes, "quorum regained, resuming activity");
+                tracing::debug!(node = %self.me, quorum = s.quorum, total = s.total_votes, "quorum regained, resuming activity");
             }
             self.quorum.state = Some(s);
             out.push(Action::QuorumChanged(s));
@@ -98,11 +106,7 @@ impl Membership {
             return Err(RequestError::NotMember);
         };
         let present = self.excluded.iter().any(|(id, e)| {
-            matches!(e.why, super::Why::Expelled)
-                && self.conn.peers.get(id).is_some_and(|p| {
-                    p.incarnation <= e.incarnation
-                        && self.now.since(p.last_heard) < self.timing.token_ms
-                })
+            matches!(e.why, super::Why::Expelled) && self.still_heard(*id, e.incarnation)
         });
         if present {
             return Err(RequestError::ExpelledPresent);

@@ -249,6 +249,11 @@ fn a_crashed_node_leaves_every_view_within_the_bound() {
     assert!(gone_at >= crash_at.plus(timing.token_ms - timing.heartbeat_ms));
     assert!(lab.quorate(2), "2 of 3 votes stay quorate");
     assert_views_agree(&lab);
+    // A crashed node that stays silent is dead, not "disallowed": that word is for a node
+    // that is back with the incarnation the quorate view removed.
+    let st = lab.cores[&NodeId(2)].status();
+    let n1 = st.nodes.iter().find(|n| n.id == NodeId(1)).unwrap();
+    assert_eq!(n1.state, NodeState::Dead);
 }
 
 #[test]

@@ -473,7 +473,7 @@ impl Membership {
             }
         }
         self.counters.views_installed += 1;
-        tracing::info!(node = %self.me, view = %c.view, members = c.members.len(), "view installed");
+        tracing::debug!(node = %self.me, view = %c.view, members = c.members.len(), "view installed");
         out.push(Action::ViewInstalled {
             view: c.view,
             members: c.members.clone(),
