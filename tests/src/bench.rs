@@ -84,6 +84,8 @@ pub struct MembershipBench {
     pub idle: Vec<IdleRow>,
     /// Length of the idle window, seconds.
     pub idle_window_s: u64,
+    /// Ordered messaging at 3 nodes.
+    pub messaging: MessagingBench,
 }
 
 fn history(lab: &LabState, node: &str) -> Vec<Record> {
@@ -171,12 +173,16 @@ pub fn membership(
             detection: Stats::of(detection),
         });
     }
-    let (g, _) = bring_up(base, 3, realtime)?;
-    let idle = idle_cost(&g.lab, idle_window);
+    let idle = {
+        let (g, _) = bring_up(base, 3, realtime)?;
+        idle_cost(&g.lab, idle_window)
+    };
+    let messaging = messaging(base, 2000, 50, 100)?;
     Ok(MembershipBench {
         rows,
         idle,
         idle_window_s: idle_window.as_secs(),
+        messaging,
     })
 }
 
@@ -242,6 +248,8 @@ pub fn membership_table(b: &MembershipBench) -> String {
     for i in &b.idle {
         out += &format!("{:<6} {:>5.2}   {:>7}\n", i.node, i.cpu_percent, i.rss_kib);
     }
+    out += "\n";
+    out += &messaging_table(&b.messaging);
     out
 }
 
@@ -255,4 +263,172 @@ mod tests {
         assert_eq!((s.median_ms, s.min_ms, s.max_ms, s.n), (2.0, 1.0, 3.0, 3));
         assert_eq!(Stats::of(vec![4.0, 1.0, 2.0, 3.0]).median_ms, 2.5);
     }
+}
+
+/// Ordered group messaging at 3 nodes: throughput and latency.
+#[derive(Clone, Debug, Serialize)]
+pub struct MessagingBench {
+    /// Messages sent back to back from one node.
+    pub messages: usize,
+    /// Payload bytes each.
+    pub payload_bytes: usize,
+    /// Messages per second, first send to the last delivery on every node.
+    pub throughput_per_s: f64,
+    /// One message at a time: send to delivery on the last of the 3 nodes.
+    pub latency: Stats,
+}
+
+/// Tails the `Deliver` records of one node's history file, remembering where it stopped.
+struct DeliverTail {
+    path: std::path::PathBuf,
+    offset: usize,
+    seen: std::collections::BTreeMap<u32, u64>,
+}
+
+impl DeliverTail {
+    fn new(lab: &LabState, node: &str) -> DeliverTail {
+        let path = lab.history_dir().join(format!("{node}.jsonl"));
+        let offset = std::fs::read_to_string(&path).map_or(0, |t| t.len());
+        DeliverTail {
+            path,
+            offset,
+            seen: Default::default(),
+        }
+    }
+
+    /// Reads new complete lines; returns crc → delivery time of every new Deliver record.
+    fn poll(&mut self) {
+        let text = std::fs::read_to_string(&self.path).unwrap_or_default();
+        let Some(new) = text.get(self.offset..) else {
+            return;
+        };
+        let complete = new.rfind('\n').map_or(0, |i| i + 1);
+        for line in new[..complete].lines() {
+            if let Ok(Record {
+                t_ns,
+                event: Event::Deliver { crc, .. },
+                ..
+            }) = Record::from_line(line)
+            {
+                self.seen.entry(crc).or_insert(t_ns);
+            }
+        }
+        self.offset += complete;
+    }
+}
+
+fn payload(i: usize, bytes: usize) -> Vec<u8> {
+    let mut p = format!("bench-{i}-").into_bytes();
+    p.resize(bytes.max(p.len()), b'.');
+    p
+}
+
+/// Measures throughput (`messages` back to back from n1) and latency (`probes` one at a
+/// time) of ordered group messages in a 3-node cluster.
+pub fn messaging(
+    base: &Path,
+    messages: usize,
+    probes: usize,
+    payload_bytes: usize,
+) -> Result<MessagingBench, String> {
+    use libcluster::ipc::cman::{CmanRequest, CmanResponse, DAEMON};
+    let (g, _) = bring_up(base, 3, false)?;
+    let lab = &g.lab;
+    let nodes = ["n1", "n2", "n3"];
+    // Every node joins, so every node delivers; the clients hold their connections open.
+    let mut clients = Vec::new();
+    for n in nodes {
+        let sock = clusterio::socket_path(&lab.node(n).ok_or("node")?.runtime_dir(), DAEMON);
+        let mut c = clusterio::BlockingClient::<CmanRequest, CmanResponse>::connect(&sock)
+            .map_err(|e| e.to_string())?;
+        c.call(
+            &CmanRequest::GroupJoin {
+                group: "bench".into(),
+            },
+            Duration::from_secs(5),
+        )
+        .map_err(|e| format!("{n}: join: {e}"))?;
+        clients.push(c);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let send = |c: &mut clusterio::BlockingClient<CmanRequest, CmanResponse>,
+                p: Vec<u8>|
+     -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match c.call(
+                &CmanRequest::GroupSend {
+                    group: "bench".into(),
+                    payload: p.clone(),
+                },
+                Duration::from_secs(5),
+            ) {
+                Ok(_) => return Ok(()),
+                // max_queued reached: the sequencer is behind; back off briefly.
+                Err(clusterio::ClientError::Daemon { .. }) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(1))
+                }
+                Err(e) => return Err(format!("send: {e}")),
+            }
+        }
+    };
+    let mut tails: Vec<DeliverTail> = nodes.iter().map(|n| DeliverTail::new(lab, n)).collect();
+    let wait_all = |tails: &mut Vec<DeliverTail>, crcs: &[u32]| -> Result<u64, String> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            tails.iter_mut().for_each(DeliverTail::poll);
+            let last = crcs
+                .iter()
+                .map(|c| {
+                    tails
+                        .iter()
+                        .map(|t| t.seen.get(c).copied())
+                        .collect::<Option<Vec<u64>>>()
+                        .map(|v| v.into_iter().max().unwrap_or(0))
+                })
+                .collect::<Option<Vec<u64>>>();
+            if let Some(v) = last {
+                return Ok(v.into_iter().max().unwrap_or(0));
+            }
+            if Instant::now() > deadline {
+                return Err("messages were not delivered on every node within 60 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    };
+    // Latency, one at a time.
+    let mut lat = Vec::new();
+    for i in 0..probes {
+        let p = payload(i, payload_bytes);
+        let crc = crc32fast::hash(&p);
+        let t0 = monotonic_ns();
+        send(&mut clients[0], p)?;
+        let done = wait_all(&mut tails, &[crc])?;
+        lat.push(done.saturating_sub(t0) as f64 / 1e6);
+    }
+    // Throughput, back to back.
+    let batch: Vec<Vec<u8>> = (0..messages)
+        .map(|i| payload(probes + i, payload_bytes))
+        .collect();
+    let crcs: Vec<u32> = batch.iter().map(|p| crc32fast::hash(p)).collect();
+    let t0 = monotonic_ns();
+    for p in batch {
+        send(&mut clients[0], p)?;
+    }
+    let done = wait_all(&mut tails, &crcs)?;
+    let secs = done.saturating_sub(t0) as f64 / 1e9;
+    Ok(MessagingBench {
+        messages,
+        payload_bytes,
+        throughput_per_s: messages as f64 / secs,
+        latency: Stats::of(lat),
+    })
+}
+
+/// The messaging bench as a table.
+pub fn messaging_table(m: &MessagingBench) -> String {
+    format!(
+        "ordered group messages, 3 nodes, {} B payload\nthroughput: {:.0} msg/s ({} messages from one node, until delivered on all 3)\nlatency ms (send to delivery on the last node): median {:.2} / min {:.2} / max {:.2} over {}\n",
+        m.payload_bytes, m.throughput_per_s, m.messages, m.latency.median_ms, m.latency.min_ms, m.latency.max_ms, m.latency.n
+    )
 }
