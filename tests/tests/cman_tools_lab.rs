@@ -108,6 +108,18 @@ fn ccs_tool_update_reaches_every_node_and_older_versions_are_refused() {
     let (dir, conf) = test_lab_dir("ccs", &simple_config("ccs", 3, false, 1));
     let g = test_up(&dir, &conf, false);
 
+    // n3 is down during the update and must get the new version when it rejoins.
+    let mut g = g;
+    clusterlab::lab::stop_node(&mut g.lab, "n3", true).unwrap();
+    clusterlab::lab::wait_for_view(
+        &g.lab,
+        &["n1".into(), "n2".into()],
+        &["n1".into(), "n2".into()],
+        true,
+        std::time::Duration::from_secs(30),
+    )
+    .unwrap();
+
     let newer = dir.join("v2.conf");
     std::fs::write(&newer, simple_config("ccs", 3, false, 2)).unwrap();
     let o = run_as(
@@ -117,6 +129,10 @@ fn ccs_tool_update_reaches_every_node_and_older_versions_are_refused() {
     );
     assert!(o.status.success(), "{}", text(&o));
 
+    clusterlab::lab::start_node(&mut g.lab, "n3").unwrap();
+    let all: Vec<String> = ["n1", "n2", "n3"].iter().map(|s| s.to_string()).collect();
+    clusterlab::lab::wait_for_view(&g.lab, &all, &all, true, std::time::Duration::from_secs(30))
+        .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     for n in &g.lab.nodes {
         loop {
