@@ -17,10 +17,10 @@
 //! takes effect when cmand restarts; the daemon says so in a warning.
 
 use crate::api::answer;
-use crate::io::files::write_atomic;
 use crate::shell::{AfterOk, ReplyTx, Shell};
 use cmand::codes;
 use libcluster::config::{self, ClusterConf};
+use libcluster::files::write_atomic;
 use libcluster::history::Event;
 use libcluster::ipc::cman::{CmanEvent, CmanResponse};
 use libcluster::ipc::ErrorReply;

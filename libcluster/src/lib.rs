@@ -11,12 +11,14 @@
 //! - [`wire`]: the authenticated datagram envelope and key files.
 //! - [`ipc`]: the local request/response/event protocol between daemons and tools.
 //! - [`membership`]: heartbeats, view agreement, quorum and ordered group messaging (cmand's core).
+//! - [`files`]: atomic file replacement (keys, received configurations, counters).
 //! - [`history`]: the event records every daemon appends for the lab's checkers.
 //! - [`sim`]: the deterministic many-node simulator.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod files;
 pub mod history;
 pub mod ipc;
 pub mod membership;

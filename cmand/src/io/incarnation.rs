@@ -6,7 +6,7 @@
 //! grow across fast restarts and a wall clock stepped backwards while the machine was up.
 //! Peers treat a higher incarnation as a restarted daemon and a lower one as stale.
 
-use super::files::write_atomic;
+use libcluster::files::write_atomic;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -1,7 +1,6 @@
 //! The daemon's contact with the operating system: sockets, files, name resolution,
 //! scheduling. Nothing here knows the membership protocol.
 
-pub mod files;
 pub mod history;
 pub mod hosts;
 pub mod incarnation;

@@ -9,8 +9,8 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::fmt;
 use std::fs;
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::io::{self, Read};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use subtle::ConstantTimeEq;
 
@@ -137,57 +137,10 @@ impl Drop for ClusterKey {
 /// old file or the new one, never a partial key. An existing key file is replaced; asking
 /// before that is the caller's business.
 pub fn write_key_file(path: &Path, key: &ClusterKey) -> Result<(), KeyError> {
-    let io_err = |source: io::Error| KeyError::Io {
+    crate::files::write_atomic(path, key.as_bytes(), 0o600).map_err(|source| KeyError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let name = path.file_name().ok_or_else(|| {
-        io_err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "not a file name",
-        ))
-    })?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".tmp.{}", std::process::id()));
-    let tmp = dir.join(tmp_name);
-
-    let result = write_then_rename(&tmp, path, key.as_bytes());
-    if result.is_err() {
-        // The temporary may or may not exist; either way it must not stay behind.
-        let _ = fs::remove_file(&tmp);
-    }
-    result.map_err(io_err)?;
-    // Make the rename itself durable. Some file systems refuse fsync on a directory; the
-    // key is in place either way, so that is not reported.
-    if let Ok(d) = fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
-}
-
-fn write_then_rename(tmp: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
-    // A leftover from an earlier crash of a process with the same pid.
-    match fs::remove_file(tmp) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-        _ => {}
-    }
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(tmp)?;
-    // The umask can only remove bits; set the mode explicitly in case the file system or a
-    // default ACL added some.
-    f.set_permissions(fs::Permissions::from_mode(0o600))?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    fs::rename(tmp, path)
+    })
 }
 
 /// Why a cluster key could not be made, loaded or written. In every case no key is in use

@@ -1,4 +1,5 @@
-//! Replacing a file atomically: readers see the old content or the new, never a mix.
+//! Replacing a file atomically: readers see the old content or the new, never a mix. Used
+//! for key files, the cluster.conf a node receives, and persisted counters.
 
 use std::fs;
 use std::io::{self, Write};
