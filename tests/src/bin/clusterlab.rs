@@ -122,6 +122,35 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// A Jepsen-style run: a lab, a group-messaging workload, a seeded nemesis schedule,
+    /// then convergence, merged histories and a verdict (docs/testing.md). Exits non-zero
+    /// on any violation or failure to converge.
+    Jepsen {
+        /// The cluster.conf to build the lab from.
+        #[arg(long)]
+        config: PathBuf,
+        /// How long the nemesis runs: 60s, 30m, 2h.
+        #[arg(long, default_value = "60s")]
+        time: String,
+        /// Seed of the nemesis schedule (the same seed replays the same faults).
+        #[arg(long)]
+        seed: u64,
+        /// Faults to draw from: kill, pause, partition, power.
+        #[arg(long, default_value = "kill,pause")]
+        nemesis: String,
+        /// The lab directory (default: a fresh one under the temp dir).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Keep the lab directory after a passing run.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Run the checkers (M1, Q1, M3, N1, N2) on an existing lab's history; print the verdict.
+    Check {
+        /// The lab directory.
+        #[arg(long)]
+        dir: PathBuf,
+    },
     /// Stop everything the lab started; removes nothing outside DIR.
     Down {
         /// The lab directory.
@@ -197,6 +226,35 @@ fn run(cli: Cli) -> Result<(), String> {
                 print!("{}", clusterlab::bench::membership_table(&b));
             }
             let _ = std::fs::remove_dir_all(&base);
+        }
+        Cmd::Jepsen {
+            config,
+            time,
+            seed,
+            nemesis,
+            dir,
+            keep,
+        } => {
+            use clusterlab::jepsen;
+            let mut opts = jepsen::JepsenOptions::new(config, seed, jepsen::parse_duration(&time)?);
+            opts.nemesis = jepsen::schedule::parse_kinds(&nemesis)?;
+            opts.dir = dir;
+            opts.keep = keep;
+            let (verdict, dir) = jepsen::run(&opts)?;
+            print!("{}", verdict.table());
+            println!("  lab dir     {}", dir.display());
+            if !verdict.passed() {
+                return Err(format!(
+                    "verdict FAIL; replay the schedule with --seed {seed}"
+                ));
+            }
+        }
+        Cmd::Check { dir } => {
+            let verdict = clusterlab::jepsen::check_dir(&dir)?;
+            print!("{}", verdict.table());
+            if !verdict.passed() {
+                return Err("verdict FAIL".into());
+            }
         }
         Cmd::Start { dir, node } => lab::start_node(&mut load(&dir)?, &node)?,
         Cmd::Exec { .. } => unreachable!("handled in main"),
