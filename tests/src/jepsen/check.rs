@@ -15,8 +15,10 @@
 //! everything it acked, because its unsequenced entries are resent in every view). A node
 //! that joins the group in the middle of a view delivers only what is ordered after its
 //! join; history records no join seq, so the join point is its first delivery in that view
-//! (the client log says which view that is), and sets are compared above it. A joiner
-//! that delivered nothing in its join view is left out of that view's comparison.
+//! (the client log says which view that is; without it, the first view the node delivered
+//! anything in), and each pair of movers is compared above the later of their two join
+//! points. A joiner that delivered nothing in its join view is left out of that view's
+//! comparison.
 
 use crate::checker::{ViewKey, Violation};
 use crate::workload::{message_crc, Outcome, WorkloadLog, GROUP};
@@ -165,20 +167,20 @@ fn compare_movers(
     }
     for ((from, to, group), movers) in moved {
         let compared: Vec<&Mover> = movers.iter().filter(|m| m.1.is_some()).collect();
-        let floor = compared.iter().filter_map(|m| m.1).max().unwrap_or(0);
-        let above = |m: &Mover| -> BTreeSet<u64> {
-            m.2.map(|s| s.range(floor..).map(|(k, _)| *k).collect())
-                .unwrap_or_default()
-        };
-        let Some(first) = compared.first() else {
-            continue;
-        };
-        let s0 = above(first);
-        for m in &compared[1..] {
-            let s = above(m);
-            if s != s0 {
-                let seq = *s.symmetric_difference(&s0).next().unwrap_or(&0);
-                let holder = [first, m]
+        for (i, a) in compared.iter().enumerate() {
+            for b in &compared[i + 1..] {
+                // Each pair from the later of their two join points.
+                let floor = a.1.max(b.1).unwrap_or(0);
+                let above = |m: &Mover| -> BTreeSet<u64> {
+                    m.2.map(|s| s.range(floor..).map(|(k, _)| *k).collect())
+                        .unwrap_or_default()
+                };
+                let (sa, sb) = (above(a), above(b));
+                if sa == sb {
+                    continue;
+                }
+                let seq = *sa.symmetric_difference(&sb).next().unwrap_or(&0);
+                let holder = [a, b]
                     .into_iter()
                     .find_map(|x| x.2.and_then(|set| set.get(&seq)))
                     .map(|r| vec![(*r).clone()])
@@ -187,10 +189,10 @@ fn compare_movers(
                     invariant: "M3",
                     message: format!(
                         "nodes {} and {} moved from view {from:?} to {to:?} but delivered different sets of group {group} there ({} vs {} messages from seq {floor}); seq {seq} is in one only",
-                        first.0 .0,
-                        m.0 .0,
-                        s0.len(),
-                        s.len()
+                        a.0 .0,
+                        b.0 .0,
+                        sa.len(),
+                        sb.len()
                     ),
                     records: holder,
                 });
@@ -215,10 +217,7 @@ fn join_view(
         .then(|| joins.get(who))
         .flatten()
         .and_then(|g| n.views.iter().position(|v| v.0 == *g));
-    match (logged, first_delivery) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
+    logged.or(first_delivery)
 }
 
 /// N1: every message acked by an incarnation in `log.final_incarnations` was delivered to
@@ -378,7 +377,9 @@ mod tests {
 
     /// Nodes 1 and 2 in view 2, node 3 joins the group in view 2 at seq 3; all move to 3.
     fn joined_mid_view() -> Vec<Record> {
-        let mut h = vec![view(1, 1, 2, &[1, 2, 3]), view(2, 1, 2, &[1, 2, 3])];
+        let mut h = vec![view(1, 1, 1, &[1, 2]), view(2, 1, 1, &[1, 2])];
+        h.push(view(1, 1, 2, &[1, 2, 3]));
+        h.push(view(2, 1, 2, &[1, 2, 3]));
         h.push(view(3, 1, 2, &[1, 2, 3]));
         for seq in 1..=4 {
             h.push(del(1, 1, 2, 1, seq, seq as u32, 1));
@@ -394,11 +395,14 @@ mod tests {
         h
     }
 
+    fn joins() -> BTreeMap<Who, u64> {
+        BTreeMap::from([((1, 1), 1), ((2, 1), 1), ((3, 1), 2)])
+    }
+
     #[test]
     fn a_mid_view_joiner_is_compared_above_its_join_point_only() {
         let h = joined_mid_view();
-        let joins = BTreeMap::from([((3, 1), 2)]);
-        assert_eq!(group_order(&h, &joins).unwrap(), 10);
+        assert_eq!(group_order(&h, &joins()).unwrap(), 10);
         // Without the join point known, the first delivery view stands in for it.
         assert!(group_order(&h, &BTreeMap::new()).is_ok());
     }
@@ -408,7 +412,7 @@ mod tests {
         let mut h = joined_mid_view();
         // Node 2 loses seq 4 (ordered after node 3's join).
         h.retain(|r| !(r.node == 2 && matches!(r.event, Event::Deliver { seq: 4, .. })));
-        let err = group_order(&h, &BTreeMap::from([((3, 1), 2)])).unwrap_err();
+        let err = group_order(&h, &joins()).unwrap_err();
         assert_eq!(err.invariant, "M3");
         assert!(err.message.contains("seq 4"), "{err}");
     }
@@ -417,10 +421,8 @@ mod tests {
     fn a_member_from_the_start_missing_an_early_message_breaks_m3() {
         let mut h = joined_mid_view();
         h.retain(|r| !(r.node == 2 && matches!(r.event, Event::Deliver { seq: 1, .. })));
-        assert_eq!(
-            group_order(&h, &BTreeMap::new()).unwrap_err().invariant,
-            "M3"
-        );
+        let err = group_order(&h, &joins()).unwrap_err();
+        assert!(err.message.contains("nodes 1 and 2"), "{err}");
     }
 
     #[test]

@@ -280,14 +280,16 @@ impl Injector {
                 let mut msg = format!("no quorate view of all nodes after {bound:?}:\n");
                 for (n, s) in names.iter().zip(&seen) {
                     match s {
-                        Ok(s) => msg += &format!(
+                        Ok(s) => {
+                            msg += &format!(
                             "    {n}: {} generation {} members {:?} quorate {} disallowed {:?}\n",
                             s.state.word(),
                             s.generation,
                             s.members,
                             s.quorate,
                             s.disallowed
-                        ),
+                        )
+                        }
                         Err(e) => msg += &format!("    {n}: {e}\n"),
                     }
                 }
