@@ -11,6 +11,7 @@ pub mod checker;
 pub mod lab;
 pub mod nemesis;
 pub mod netns;
+pub mod power;
 pub mod procs;
 pub mod report;
 pub mod state;
