@@ -699,3 +699,26 @@ pub fn test_up_with(dir: &Path, conf: &Path, realtime: bool, network: Network) -
         Err(e) => panic!("lab did not come up: {e}"),
     }
 }
+
+/// For tests: whether a netns lab can be built here (daemons built, root, `ip`, `nft`).
+/// When not, prints why and returns false; in CI (CI=true) that is a failure.
+pub fn netns_test_ready(test: &str) -> bool {
+    binaries_present() && netns::test_prerequisites(test)
+}
+
+/// For tests: names as owned strings.
+pub fn names(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+/// For tests: waits until `node`'s cmand reports exactly `members` (by name) and the
+/// given quorum state, whatever the other nodes think.
+pub fn wait_for_own_view(
+    lab: &LabState,
+    node: &str,
+    members: &[&str],
+    quorate: bool,
+    timeout: Duration,
+) -> Result<(), String> {
+    wait_for_view(lab, &names(&[node]), &names(members), quorate, timeout)
+}
