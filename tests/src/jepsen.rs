@@ -20,8 +20,7 @@ pub mod schedule;
 pub mod verdict;
 
 use crate::checker;
-use crate::lab::{self, UpOptions};
-use crate::netns::LabNet;
+use crate::lab::{self, faults as lab_faults, LabOptions, Network, UpOptions};
 use crate::state::LabState;
 use crate::workload::{self, Target, Workload, WorkloadLog};
 use faults::Injector;
@@ -52,6 +51,8 @@ pub struct JepsenOptions {
     pub converge_timeout: Duration,
     /// The workload's pace.
     pub workload: workload::Options,
+    /// Which network the lab is built on (namespaces when root, by default).
+    pub network: Network,
 }
 
 impl JepsenOptions {
@@ -67,6 +68,7 @@ impl JepsenOptions {
             bin_dir: lab::default_bin_dir(),
             converge_timeout: Duration::from_secs(120),
             workload: workload::Options::default(),
+            network: Network::Auto,
         }
     }
 }
@@ -125,7 +127,12 @@ pub fn run(opts: &JepsenOptions) -> Result<(Verdict, PathBuf), String> {
         realtime: false,
         timeout: Duration::from_secs(60),
     };
-    let state = match lab::up(&up) {
+    let lab_opts = LabOptions {
+        network: opts.network,
+        // If the runner dies, `clusterlab gc` tears the lab down.
+        owned: true,
+    };
+    let state = match lab::up_with(&up, &lab_opts) {
         Ok(s) => s,
         Err(e) => {
             if let Ok(mut s) = LabState::load(&dir) {
@@ -136,7 +143,7 @@ pub fn run(opts: &JepsenOptions) -> Result<(Verdict, PathBuf), String> {
     };
     let dir = state.dir.clone();
     let mut guard = Guard {
-        inj: Some(Injector::new(state, LabNet::load(&dir).ok())),
+        inj: Some(Injector::new(state)),
     };
     let outcome = run_in_lab(opts, &mut guard, started);
     // Whatever happened, nothing keeps running.
@@ -170,28 +177,23 @@ impl Drop for Guard {
     }
 }
 
-/// Stops every node cleanly, recording a `stop` for each, and heals the network.
+/// Stops every node cleanly (a `stop` record each), then the rest of the lab: the power
+/// switch and the network.
 fn stop_all(inj: &mut Injector) -> Result<(), String> {
-    if let Some(net) = &inj.net {
-        let _ = net.heal();
+    if inj.netns {
+        let _ = lab_faults::heal(&inj.lab);
     }
-    let nodes: Vec<(String, u32)> = inj
-        .lab
-        .nodes
-        .iter()
-        .map(|n| (n.name.clone(), n.nodeid))
-        .collect();
-    for (name, id) in nodes {
+    let nodes: Vec<String> = inj.lab.nodes.iter().map(|n| n.name.clone()).collect();
+    for name in nodes {
         let running = inj
             .lab
             .node(&name)
             .is_some_and(|n| n.daemons.values().any(|r| r.alive()));
-        lab::stop_node(&mut inj.lab, &name, false)?;
         if running {
-            inj.log.record(Some(id), "stop")?;
+            lab_faults::stop(&mut inj.lab, &name)?;
         }
     }
-    Ok(())
+    lab::down(&mut inj.lab)
 }
 
 fn run_in_lab(
@@ -208,17 +210,17 @@ fn run_in_lab(
         ..Verdict::default()
     };
     let mut kinds = opts.nemesis.clone();
-    if kinds.contains(&NemesisKind::Partition) && inj.net.is_none() {
+    if kinds.contains(&NemesisKind::Partition) && !inj.netns {
         kinds.retain(|k| *k != NemesisKind::Partition);
         verdict
             .notes
             .push("partition skipped: not a netns lab (no DIR/netns.json)".into());
     }
-    if kinds.contains(&NemesisKind::Power) {
+    if kinds.contains(&NemesisKind::Power) && inj.lab.power_switch.is_none() {
         kinds.retain(|k| *k != NemesisKind::Power);
         verdict
             .notes
-            .push("power skipped: this lab has no power switch functions yet".into());
+            .push("power skipped: the lab has no power switch".into());
     }
     let ids: Vec<u32> = inj.lab.nodes.iter().map(|n| n.nodeid).collect();
     let time_ms = u64::try_from(opts.time.as_millis()).unwrap_or(u64::MAX);

@@ -12,6 +12,7 @@ pub mod jepsen;
 pub mod lab;
 pub mod nemesis;
 pub mod netns;
+pub mod power;
 pub mod procs;
 pub mod report;
 pub mod state;

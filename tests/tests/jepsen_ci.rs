@@ -45,7 +45,11 @@ fn opts(n: u32, seed: u64, secs: u64, tag: &str) -> JepsenOptions {
     let _ = std::fs::remove_dir_all(&base);
     let mut o = JepsenOptions::new(config(&base, n), seed, Duration::from_secs(secs));
     o.dir = Some(base.join("lab"));
-    o.nemesis = vec![NemesisKind::Kill, NemesisKind::Pause, NemesisKind::Partition];
+    o.nemesis = vec![
+        NemesisKind::Kill,
+        NemesisKind::Pause,
+        NemesisKind::Partition,
+    ];
     o
 }
 
@@ -131,6 +135,9 @@ fn a_planted_violation_in_a_real_history_is_caught() {
     let verdict = jepsen::check_dir(&dir).expect("check");
     let table = verdict.table();
     assert!(!verdict.passed(), "a doctored history passed:\n{table}");
-    assert!(table.contains("N2   integrity          VIOLATED"), "{table}");
+    assert!(
+        table.contains("N2   integrity          VIOLATED"),
+        "{table}"
+    );
     remove_lab(&o);
 }

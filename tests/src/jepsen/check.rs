@@ -3,7 +3,7 @@
 //! | id | check | what is asserted |
 //! |---|---|---|
 //! | M1 | [`crate::checker::agreement`] | one member list per view |
-//! | Q1 | [`crate::checker::quorum`] | never two live nodes in disjoint quorate views (unless two_node) |
+//! | Q1 | [`quorum`] | never two live nodes in disjoint quorate views (unless two_node); a view and the quorum change it causes are one transition |
 //! | M3 | [`group_order`] | per view and group one delivery order (one message per seq, seqs rising on each node); nodes that moved together from view V to the same next view delivered the same set in V, counted from the latest group-join point among them |
 //! | N1 | [`no_loss`] | a message acked (GroupSend Done) by an incarnation that survived to the final view was delivered to that incarnation itself |
 //! | N2 | [`integrity`] | every delivery is of a message a client sent, from its sender, and no incarnation delivers a message twice |
@@ -218,6 +218,106 @@ fn join_view(
         .flatten()
         .and_then(|g| n.views.iter().position(|v| v.0 == *g));
     logged.or(first_delivery)
+}
+
+/// Q1: at no instant are two live nodes in disjoint views both quorate, unless `two_node`.
+///
+/// cmand installs a view and changes quorum in one step but writes two records (`view`,
+/// then `quorum`, maybe with deliveries of the new view between them). Judged one record
+/// at a time, a node leaving a quorate view for a minority one would look quorate in the
+/// minority view for those microseconds. So a view record and the first quorum record of
+/// the same incarnation after it, with nothing but deliveries between them, are applied
+/// together. A node's state ends at a `kill`, `power-off` or `stop` fault and at its next
+/// `start` record; a paused node keeps its state (it may wake up believing it).
+pub fn quorum(h: &[Record], two_node: bool) -> Result<(), Violation> {
+    if two_node {
+        return Ok(());
+    }
+    // View record index → index of the quorum record of the same transition.
+    let mut open: BTreeMap<Who, usize> = BTreeMap::new();
+    let mut paired: BTreeMap<usize, usize> = BTreeMap::new();
+    for (i, r) in h.iter().enumerate() {
+        let who = (r.node, r.incarnation);
+        match &r.event {
+            Event::View { .. } => {
+                open.insert(who, i);
+            }
+            Event::Quorum { .. } => {
+                if let Some(v) = open.remove(&who) {
+                    paired.insert(v, i);
+                }
+            }
+            Event::Deliver { .. } => {}
+            _ => {
+                open.remove(&who);
+            }
+        }
+    }
+    let consumed: BTreeSet<usize> = paired.values().copied().collect();
+    struct Now<'a> {
+        members: BTreeSet<u32>,
+        quorate: bool,
+        last: Vec<&'a Record>,
+    }
+    let mut now: BTreeMap<u32, Now> = BTreeMap::new();
+    for (i, r) in h.iter().enumerate() {
+        match &r.event {
+            Event::Fault {
+                target: Some(n),
+                what,
+            } if matches!(what.as_str(), "kill" | "power-off" | "stop") => {
+                now.remove(n);
+                continue;
+            }
+            Event::Start => {
+                now.remove(&r.node);
+                continue;
+            }
+            Event::View { members, .. } => {
+                let e = now.entry(r.node).or_insert(Now {
+                    members: BTreeSet::new(),
+                    quorate: false,
+                    last: vec![],
+                });
+                e.members = members.iter().map(|(id, _)| *id).collect();
+                e.last = vec![r];
+                if let Some(&j) = paired.get(&i) {
+                    if let Event::Quorum { quorate, .. } = &h[j].event {
+                        e.quorate = *quorate;
+                        e.last.push(&h[j]);
+                    }
+                }
+            }
+            Event::Quorum { quorate, .. } if !consumed.contains(&i) => {
+                if let Some(e) = now.get_mut(&r.node) {
+                    e.quorate = *quorate;
+                    e.last = vec![r];
+                }
+            }
+            _ => continue,
+        }
+        let quorate: Vec<(&u32, &Now)> = now.iter().filter(|(_, n)| n.quorate).collect();
+        for (k, (a, na)) in quorate.iter().enumerate() {
+            for (b, nb) in &quorate[k + 1..] {
+                if na.members.is_disjoint(&nb.members) {
+                    return Err(Violation {
+                        invariant: "Q1",
+                        message: format!(
+                            "nodes {a} and {b} quorate at once in disjoint views {:?} and {:?}",
+                            na.members, nb.members
+                        ),
+                        records: na
+                            .last
+                            .iter()
+                            .chain(&nb.last)
+                            .map(|r| (*r).clone())
+                            .collect(),
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// N1: every message acked by an incarnation in `log.final_incarnations` was delivered to
@@ -443,6 +543,69 @@ mod tests {
             .unwrap_err()
             .message
             .contains("after"));
+    }
+
+    fn quorum_rec(t: u64, node: u32, quorate: bool) -> Record {
+        rec(
+            t,
+            node,
+            1,
+            Event::Quorum {
+                quorate,
+                quorum: 2,
+                total_votes: 1,
+            },
+        )
+    }
+
+    /// n1, n2, n3 quorate in {1,2,3}; n1 is cut off and installs {1}, losing quorum in the
+    /// same step (a delivery of n1 between its two records), while n2 and n3 go on in {2,3}.
+    fn isolated_node() -> Vec<Record> {
+        let mut h = Vec::new();
+        for n in 1..=3u32 {
+            h.push(rec(u64::from(n), n, 1, view(n, 1, 1, &[1, 2, 3]).event));
+            h.push(quorum_rec(10 + u64::from(n), n, true));
+        }
+        h.push(rec(20, 2, 1, view(2, 1, 2, &[2, 3]).event));
+        h.push(rec(21, 3, 1, view(3, 1, 2, &[2, 3]).event));
+        h.push(rec(30, 1, 1, view(1, 1, 2, &[1]).event));
+        h.push(del(1, 1, 2, 1, 1, 5, 1));
+        h.push(quorum_rec(32, 1, false));
+        h.sort_by_key(|r| r.t_ns);
+        h
+    }
+
+    #[test]
+    fn a_view_and_its_quorum_change_are_one_transition_for_q1() {
+        let h = isolated_node();
+        assert!(quorum(&h, false).is_ok());
+        // The older checker judges the records one at a time.
+        assert!(crate::checker::quorum(&h, false).is_err());
+    }
+
+    #[test]
+    fn a_minority_that_stays_quorate_breaks_q1_unless_two_node_or_killed() {
+        let mut h = isolated_node();
+        h.retain(|r| !matches!(r.event, Event::Quorum { quorate: false, .. }));
+        let err = quorum(&h, false).unwrap_err();
+        assert_eq!(err.invariant, "Q1");
+        assert!(err.message.contains("{1}"), "{err}");
+        assert!(quorum(&h, true).is_ok());
+        let kill = Record {
+            t_ns: 25,
+            node: 0,
+            incarnation: 0,
+            daemon: "lab".into(),
+            event: Event::Fault {
+                target: Some(1),
+                what: "kill".into(),
+            },
+        };
+        let mut killed = h.clone();
+        killed.push(kill);
+        killed.sort_by_key(|r| r.t_ns);
+        // The kill ends n1's quorate state; what it writes later starts from nothing.
+        assert!(quorum(&killed, false).is_ok());
     }
 
     #[test]

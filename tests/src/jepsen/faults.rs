@@ -1,73 +1,28 @@
-//! Carrying out the schedule on a live lab: inject and heal faults, record each one in
-//! `DIR/history/lab.jsonl`, restart daemons that exited on their own (as systemd would),
-//! and bring the cluster back to one quorate view of every node at the end.
+//! Carrying out the schedule on a live lab: inject and heal faults through the lab's own
+//! nemesis calls (`lab::faults`, `power`), each recorded in `DIR/history/lab.jsonl`;
+//! restart daemons that exited on their own (as systemd would); and bring the cluster back
+//! to one quorate view of every node at the end.
 
 use super::schedule::Fault;
-use crate::bench::monotonic_ns;
-use crate::lab;
-use crate::nemesis::NetFault;
-use crate::netns::LabNet;
+use crate::lab::{self, faults};
+use crate::power::{self, PowerAction};
 use crate::procs::ProcRecord;
 use crate::state::LabState;
-use libcluster::history::{Event, Record};
 use libcluster::ipc::cman::{CmanStatus, MembershipState};
-use nix::sys::signal::Signal;
 use std::collections::BTreeSet;
-use std::fs::OpenOptions;
-use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
-
-/// The lab's own history file inside the history directory.
-pub const LAB_HISTORY: &str = "lab.jsonl";
-
-/// Appends the lab's fault records, one `write` per line, stamped with CLOCK_MONOTONIC.
-#[derive(Debug, Clone)]
-pub struct FaultLog {
-    path: PathBuf,
-}
-
-impl FaultLog {
-    /// The fault log of the lab in `dir` (`dir/history/lab.jsonl`).
-    pub fn new(dir: &Path) -> FaultLog {
-        FaultLog {
-            path: dir.join("history").join(LAB_HISTORY),
-        }
-    }
-
-    /// Records that `what` was done to `target` (a node id), now.
-    pub fn record(&self, target: Option<u32>, what: &str) -> Result<(), String> {
-        let r = Record {
-            t_ns: monotonic_ns(),
-            node: 0,
-            incarnation: 0,
-            daemon: "lab".into(),
-            event: Event::Fault {
-                target,
-                what: what.to_string(),
-            },
-        };
-        let mut f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .map_err(|e| format!("{}: {e}", self.path.display()))?;
-        f.write_all(format!("{}\n", r.to_line()).as_bytes())
-            .map_err(|e| format!("{}: {e}", self.path.display()))
-    }
-}
 
 /// The nemesis's hands on one lab.
 pub struct Injector {
     /// The lab.
     pub lab: LabState,
-    /// Its network, in a netns lab.
-    pub net: Option<LabNet>,
-    /// Where faults are recorded.
-    pub log: FaultLog,
+    /// Whether it runs in network namespaces (partitions possible).
+    pub netns: bool,
     /// Nodes the nemesis took down (killed, powered off): not restarted by supervision.
     down: BTreeSet<u32>,
+    /// Of those, the nodes it powered off (on again through the switch).
+    powered_off: BTreeSet<u32>,
     /// Nodes the nemesis paused.
     paused: BTreeSet<u32>,
     /// Whether a partition is in force.
@@ -77,14 +32,13 @@ pub struct Injector {
 }
 
 impl Injector {
-    /// Hands on `lab` (and its network, if any).
-    pub fn new(lab: LabState, net: Option<LabNet>) -> Injector {
-        let log = FaultLog::new(&lab.dir);
+    /// Hands on `lab`.
+    pub fn new(lab: LabState) -> Injector {
         Injector {
+            netns: lab::lab_net(&lab).is_ok(),
             lab,
-            net,
-            log,
             down: BTreeSet::new(),
+            powered_off: BTreeSet::new(),
             paused: BTreeSet::new(),
             partitioned: false,
             notes: Vec::new(),
@@ -100,7 +54,12 @@ impl Injector {
             .ok_or_else(|| format!("no node with id {id}"))
     }
 
-    fn records(&self, id: u32) -> Vec<ProcRecord> {
+    /// The daemons recorded for node `id`, from the record on disk (the power hook, in
+    /// another process, changes it too).
+    fn records(&mut self, id: u32) -> Vec<ProcRecord> {
+        if let Ok(fresh) = LabState::load(&self.lab.dir) {
+            self.lab = fresh;
+        }
         self.lab
             .nodes
             .iter()
@@ -115,51 +74,49 @@ impl Injector {
             Fault::Kill(ids) => {
                 for &id in ids {
                     let name = self.name(id)?;
-                    lab::stop_node(&mut self.lab, &name, true)?;
-                    // Stamped after the process is gone: every record it wrote is earlier.
-                    self.log.record(Some(id), "kill")?;
+                    faults::kill(&mut self.lab, &name)?;
                     self.down.insert(id);
                     self.paused.remove(&id);
                 }
             }
             Fault::Pause(ids) => {
                 for &id in ids {
-                    // Stamped before the stop: a paused node still counts as alive.
-                    self.log.record(Some(id), "pause")?;
-                    for rec in self.records(id) {
-                        rec.signal(Signal::SIGSTOP);
-                    }
+                    let name = self.name(id)?;
+                    faults::pause(&mut self.lab, &name)?;
                     self.paused.insert(id);
                 }
             }
             Fault::Net(f) => {
-                let net = self
-                    .net
-                    .as_ref()
-                    .ok_or("a partition needs a netns lab (DIR/netns.json)")?;
-                net.inject(f).map_err(|e| e.to_string())?;
-                let target = match f {
-                    NetFault::Isolate(n) => Some(*n),
-                    _ => None,
-                };
-                let kind = f.to_string();
-                let kind = kind.split_whitespace().next().unwrap_or("partition");
-                self.log.record(target, kind)?;
+                faults::network(&self.lab, f)?;
                 self.partitioned = true;
             }
-            Fault::Power(_) => {
-                return Err("power faults need the lab's power switch, which this lab lacks".into())
+            Fault::Power(ids) => {
+                for &id in ids {
+                    // Down before the switch answers: a restart by supervision must not race
+                    // the power cut.
+                    self.down.insert(id);
+                    self.powered_off.insert(id);
+                    self.paused.remove(&id);
+                    power::power(&self.lab, &self.name(id)?, PowerAction::Off)
+                        .map_err(|e| e.to_string())?;
+                }
             }
         }
         Ok(())
     }
 
-    /// Heals `fault`: start the killed, resume the paused, remove the partition.
+    /// Heals `fault`: start the killed, power on the powered off, resume the paused,
+    /// remove the partition.
     pub fn heal(&mut self, fault: &Fault) -> Result<(), String> {
         match fault {
-            Fault::Kill(ids) | Fault::Power(ids) => {
+            Fault::Kill(ids) => {
                 for &id in ids {
-                    self.start(id, "start")?;
+                    self.start(id)?;
+                }
+            }
+            Fault::Power(ids) => {
+                for &id in ids {
+                    self.power_on(id)?;
                 }
             }
             Fault::Pause(ids) => {
@@ -172,27 +129,31 @@ impl Injector {
         Ok(())
     }
 
-    fn start(&mut self, id: u32, what: &str) -> Result<(), String> {
+    fn power_on(&mut self, id: u32) -> Result<(), String> {
+        power::power(&self.lab, &self.name(id)?, PowerAction::On).map_err(|e| e.to_string())?;
+        self.powered_off.remove(&id);
+        self.down.remove(&id);
+        Ok(())
+    }
+
+    fn start(&mut self, id: u32) -> Result<(), String> {
         let name = self.name(id)?;
-        lab::start_node(&mut self.lab, &name)?;
-        self.log.record(Some(id), what)?;
+        faults::start(&mut self.lab, &name)?;
         self.down.remove(&id);
         Ok(())
     }
 
     fn resume(&mut self, id: u32) -> Result<(), String> {
-        for rec in self.records(id) {
-            rec.signal(Signal::SIGCONT);
-        }
-        self.log.record(Some(id), "resume")?;
+        // A node the nemesis paused may have been restarted meanwhile: nothing to wake.
+        let name = self.name(id)?;
+        let _ = faults::resume(&mut self.lab, &name);
         self.paused.remove(&id);
         Ok(())
     }
 
     fn heal_net(&mut self) -> Result<(), String> {
-        if let Some(net) = &self.net {
-            net.heal().map_err(|e| e.to_string())?;
-            self.log.record(None, "heal")?;
+        if self.netns {
+            faults::heal(&self.lab)?;
         }
         self.partitioned = false;
         Ok(())
@@ -211,7 +172,8 @@ impl Injector {
                 let name = self.name(id)?;
                 // Clear the dead record first so start_node starts a fresh daemon.
                 lab::stop_node(&mut self.lab, &name, true)?;
-                self.start(id, "restart")?;
+                faults::record(&self.lab.dir, Some(id), "restart")?;
+                lab::start_node(&mut self.lab, &name)?;
                 self.notes
                     .push(format!("{name}: daemon exited on its own; restarted"));
             }
@@ -247,8 +209,11 @@ impl Injector {
         for id in self.paused.clone() {
             self.resume(id)?;
         }
+        for id in self.powered_off.clone() {
+            self.power_on(id)?;
+        }
         for id in self.down.clone() {
-            self.start(id, "start")?;
+            self.start(id)?;
         }
         let names: Vec<String> = self.lab.nodes.iter().map(|n| n.name.clone()).collect();
         let ids: Vec<u32> = self.lab.nodes.iter().map(|n| n.nodeid).collect();
@@ -298,9 +263,8 @@ impl Injector {
             let stuck = stuck_nodes(&names, &ids, &seen, last_restart.elapsed() >= grace);
             for name in stuck {
                 let id = ids[names.iter().position(|n| *n == name).unwrap_or(0)];
-                lab::stop_node(&mut self.lab, &name, true)?;
-                self.log.record(Some(id), "kill")?;
-                self.start(id, "start")?;
+                faults::kill(&mut self.lab, &name)?;
+                self.start(id)?;
                 restarted.push(name);
                 last_restart = Instant::now();
             }

@@ -178,7 +178,7 @@ pub fn judge(verdict: &mut Verdict, h: &[Record], log: Option<&WorkloadLog>, two
     let q1 = if two_node {
         Ok("skipped: two_node (fencing decides)".to_string())
     } else {
-        checker::quorum(h, false).map(|()| "no two disjoint quorate views".to_string())
+        check::quorum(h, false).map(|()| "no two disjoint quorate views".to_string())
     };
     verdict.checks.push(CheckLine {
         id: "Q1",
@@ -219,7 +219,9 @@ pub fn judge(verdict: &mut Verdict, h: &[Record], log: Option<&WorkloadLog>, two
         .count();
     for r in h {
         if let Event::Fault { what, .. } = &r.event {
-            *verdict.faults.entry(what.clone()).or_default() += 1;
+            // The first word is the kind (`isolate 2`, `partition 1,2 3`).
+            let kind = what.split_whitespace().next().unwrap_or("?");
+            *verdict.faults.entry(kind.to_string()).or_default() += 1;
         }
     }
 }
