@@ -1,10 +1,11 @@
-//! The Jepsen runner's CI set: short seeded runs on 3 and 5 nodes with kill and pause
-//! (and partitions when the lab runs in network namespaces), each of which must pass, and
+//! The Jepsen runner's CI set: short seeded runs on 3 and 5 nodes with every nemesis (kill,
+//! pause, power through the lab's switch, and partitions when the lab runs in network
+//! namespaces, i.e. as root), each of which must pass, and
 //! a planted violation that the checkers must catch. The runs share the machine's two
 //! cores, so they go one at a time.
 //!
 //! Replay a failing seed by hand: `clusterlab jepsen --config FILE --time 20s --seed N
-//! --nemesis kill,pause --keep` (docs/testing.md).
+//! --nemesis kill,pause,partition,power --keep` (docs/testing.md).
 
 use clusterlab::jepsen::{self, schedule::NemesisKind, JepsenOptions};
 use clusterlab::lab;
@@ -45,11 +46,7 @@ fn opts(n: u32, seed: u64, secs: u64, tag: &str) -> JepsenOptions {
     let _ = std::fs::remove_dir_all(&base);
     let mut o = JepsenOptions::new(config(&base, n), seed, Duration::from_secs(secs));
     o.dir = Some(base.join("lab"));
-    o.nemesis = vec![
-        NemesisKind::Kill,
-        NemesisKind::Pause,
-        NemesisKind::Partition,
-    ];
+    o.nemesis = NemesisKind::ALL.to_vec();
     o
 }
 
@@ -64,7 +61,7 @@ fn must_pass(o: &JepsenOptions) -> PathBuf {
     eprintln!("{table}");
     assert!(
         verdict.passed(),
-        "seed {} failed; lab directory {} kept\n{table}\nreplay: clusterlab jepsen --config {} --time {}s --seed {} --nemesis kill,pause,partition",
+        "seed {} failed; lab directory {} kept\n{table}\nreplay: clusterlab jepsen --config {} --time {}s --seed {} --nemesis kill,pause,partition,power",
         o.seed,
         dir.display(),
         o.config.display(),
@@ -81,7 +78,7 @@ fn remove_lab(o: &JepsenOptions) {
 }
 
 #[test]
-fn three_node_seeds_pass_under_kill_and_pause() {
+fn three_node_seeds_pass_under_every_nemesis() {
     if !lab::binaries_present() {
         return;
     }
@@ -94,7 +91,7 @@ fn three_node_seeds_pass_under_kill_and_pause() {
 }
 
 #[test]
-fn five_node_seeds_pass_under_kill_and_pause() {
+fn five_node_seeds_pass_under_every_nemesis() {
     if !lab::binaries_present() {
         return;
     }
