@@ -1,17 +1,39 @@
 //! Building and running a lab: `up`, starting and stopping a node's daemons, the
 //! environment a node's commands run in, and waiting for the cluster to settle.
 //!
-//! Loopback mode (this file): every node gets its own address in 127.0.0.0/8, chosen per
-//! lab directory so that several labs (parallel tests) never share an address:port. All
-//! of 127/8 reaches the loopback interface, so no setup and no root is needed.
+//! Two network modes (docs/lab.md):
+//!
+//! - netns (the default as root): every node in its own network namespace on a private
+//!   bridge (`crate::netns`), its daemons started with `ip netns exec`, partitions as
+//!   nftables rules ([`faults::network`]).
+//! - loopback: every node gets its own address in 127.0.0.0/8, chosen per lab directory so
+//!   that several labs (parallel tests) never share an address:port. All of 127/8 reaches
+//!   the loopback interface, so no setup and no root is needed.
+//!
+//! Both run the APC switch simulator (`crate::power`) with one outlet per node, and rewrite
+//! each node's cluster.conf ([`labconf`]) so that nothing in it points outside the lab.
+//! Changes to `DIR/lab.json` happen under the lab's lock ([`LabState::update`]); the
+//! functions that take `&mut LabState` reload it from disk first, since the power hook (run
+//! by the switch, in another process) changes it too.
 
+pub mod faults;
+mod gc;
+pub mod labconf;
+
+pub use gc::{gc, GcReport, LABS_REGISTRY_DIR};
+
+use crate::netns::{self, LabNet};
+use crate::power;
 use crate::procs::{self, ProcRecord};
-use crate::state::{LabNode, LabState};
+use crate::state::{self, LabMode, LabNode, LabState};
 use libcluster::config;
 use libcluster::ipc::cman::{CmanRequest, CmanResponse, CmanStatus, DAEMON};
 use libcluster::wire::{self, ClusterKey};
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
 use std::collections::BTreeMap;
 use std::io::Read;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::thread::sleep;
@@ -33,6 +55,30 @@ pub struct UpOptions {
     pub realtime: bool,
     /// How long to wait for one quorate view of every node.
     pub timeout: Duration,
+}
+
+/// Which network a lab is built on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Network {
+    /// Network namespaces when this process can make them (root, `ip`, `nft`), else
+    /// loopback with a printed reason.
+    #[default]
+    Auto,
+    /// Loopback addresses, even as root.
+    Loopback,
+    /// Network namespaces, or an error saying why not.
+    Netns,
+}
+
+/// Lab options beyond [`UpOptions`].
+#[derive(Clone, Debug, Default)]
+pub struct LabOptions {
+    /// Which network to build on.
+    pub network: Network,
+    /// The lab belongs to this process: once the process is gone, `clusterlab gc` tears
+    /// the lab down (tests and `up --hold` set this; a plain `clusterlab up` lab lives
+    /// until `down`).
+    pub owned: bool,
 }
 
 /// The directory of the running executable's siblings: where cargo put the other binaries.
@@ -57,21 +103,74 @@ pub fn loopback_block(dir: &Path) -> (u8, u8) {
     ((h % 254 + 1) as u8, (h >> 8) as u8)
 }
 
+/// The mode a lab gets for `network`, with the reason when `Auto` falls back to loopback.
+pub fn choose_mode(network: Network) -> Result<(LabMode, Option<String>), String> {
+    match (network, netns::prerequisites()) {
+        (Network::Loopback, _) => Ok((LabMode::Loopback, None)),
+        (_, Ok(())) => Ok((LabMode::Netns, None)),
+        (Network::Auto, Err(why)) => Ok((LabMode::Loopback, Some(why))),
+        (Network::Netns, Err(why)) => Err(format!("cannot build a netns lab: {why}")),
+    }
+}
+
 /// Builds the lab directory and starts every node; returns once all nodes are in one
-/// quorate view, or an error with the daemons' last log lines.
+/// quorate view, or an error with the daemons' last log lines. The network is chosen as
+/// [`Network::Auto`] says; see [`up_with`].
 pub fn up(opts: &UpOptions) -> Result<LabState, String> {
+    up_with(opts, &LabOptions::default())
+}
+
+/// Builds the lab: the network (namespaces or loopback addresses), the nodes' directories
+/// with their rewritten cluster.conf, the APC switch simulator, then every node's daemons;
+/// returns once all nodes are in one quorate view. On failure everything started is
+/// stopped again (and the network removed) before the error is returned.
+pub fn up_with(opts: &UpOptions, lab_opts: &LabOptions) -> Result<LabState, String> {
     let parsed = config::load(&opts.config).map_err(|d| d.to_string())?;
-    let conf = &parsed.config;
+    let conf = parsed.config;
     std::fs::create_dir_all(&opts.dir).map_err(|e| format!("{}: {e}", opts.dir.display()))?;
     let dir = opts
         .dir
         .canonicalize()
         .map_err(|e| format!("{}: {e}", opts.dir.display()))?;
-    if let Ok(old) = LabState::load(&dir) {
-        if old
-            .nodes
-            .iter()
-            .any(|n| n.daemons.values().any(ProcRecord::alive))
+    let (mode, fallback) = choose_mode(lab_opts.network)?;
+    if let Some(why) = fallback {
+        eprintln!("clusterlab: loopback mode: {why}");
+    }
+    let lock = state::lock(&dir).map_err(|e| e.to_string())?;
+    clear_dead_lab(&dir)?;
+    let started = build(opts, lab_opts, &conf, &dir, mode).and_then(|mut lab| {
+        let r = start_all(&mut lab, &conf);
+        r.map(|()| lab)
+    });
+    drop(lock);
+    let result = started.and_then(|lab| {
+        let all: Vec<String> = lab.nodes.iter().map(|n| n.name.clone()).collect();
+        wait_for_view(&lab, &all, &all, true, opts.timeout).map(|()| lab)
+    });
+    if result.is_err() && dir.join(state::STATE_FILE).exists() {
+        let _ = down_dir(&dir);
+    } else if result.is_err() && dir.join(netns::MARKER_FILE).exists() {
+        if let Ok(net) = LabNet::load(&dir) {
+            let _ = net.destroy();
+        }
+    }
+    result
+}
+
+/// Refuses a directory whose lab still runs; removes the network of one that died
+/// without `down`.
+fn clear_dead_lab(dir: &Path) -> Result<(), String> {
+    if let Ok(old) = LabState::load(dir) {
+        let switch_alive = old
+            .power_switch
+            .as_ref()
+            .and_then(|s| s.process.as_ref())
+            .is_some_and(ProcRecord::alive);
+        if switch_alive
+            || old
+                .nodes
+                .iter()
+                .any(|n| n.daemons.values().any(ProcRecord::alive))
         {
             return Err(format!(
                 "a lab is already running in {}; run `clusterlab down --dir {}` first",
@@ -80,37 +179,88 @@ pub fn up(opts: &UpOptions) -> Result<LabState, String> {
             ));
         }
     }
-    let (a, b) = loopback_block(&dir);
-    let mut nodes = Vec::new();
+    if dir.join(netns::MARKER_FILE).exists() {
+        let net = LabNet::load(dir).map_err(|e| e.to_string())?;
+        net.destroy()
+            .map_err(|e| format!("removing the old lab network: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Makes the network, the directories, the key and the hosts file, and saves the record.
+/// Starts nothing.
+fn build(
+    opts: &UpOptions,
+    lab_opts: &LabOptions,
+    conf: &config::ClusterConf,
+    dir: &Path,
+    mode: LabMode,
+) -> Result<LabState, String> {
+    let outlets = labconf::node_outlets(conf)?;
     let mut sorted: Vec<_> = conf.clusternodes.iter().collect();
     sorted.sort_by_key(|n| n.nodeid);
+    if let Some(n) = sorted.iter().find(|n| !(1..=253).contains(&n.nodeid.0)) {
+        return Err(format!(
+            "node {} has id {}: a lab supports node ids 1..=253",
+            n.name, n.nodeid.0
+        ));
+    }
+    let ids: Vec<u32> = sorted.iter().map(|n| n.nodeid.0).collect();
+    let net = match mode {
+        LabMode::Netns => {
+            let mut net = LabNet::create(&dir.display().to_string(), &ids)
+                .map_err(|e| format!("creating the lab network: {e}"))?;
+            net.persist(dir)
+                .map_err(|e| format!("keeping the lab network: {e}"))?;
+            Some(net)
+        }
+        LabMode::Loopback => None,
+    };
+    let (a, b) = loopback_block(dir);
+    let mut nodes = Vec::new();
     for n in sorted {
         let id = n.nodeid.0;
-        if !(1..=254).contains(&id) {
-            return Err(format!(
-                "node {} has id {id}: loopback mode supports node ids 1..254",
-                n.name
-            ));
-        }
         let node_dir = dir.join("nodes").join(&n.name);
         std::fs::create_dir_all(node_dir.join("run"))
             .map_err(|e| format!("{}: {e}", node_dir.display()))?;
+        let (address, ns) = match &net {
+            Some(net) => {
+                let node = net.node(id).map_err(|e| e.to_string())?;
+                (node.addr.to_string(), Some(node.ns.clone()))
+            }
+            None => (format!("127.{a}.{b}.{id}"), None),
+        };
         nodes.push(LabNode {
             name: n.name.clone(),
             nodeid: id,
-            address: format!("127.{a}.{b}.{id}"),
+            address,
             dir: node_dir,
+            netns: ns,
+            outlet: outlets.get(&id).copied().unwrap_or(id),
             daemons: BTreeMap::new(),
         });
     }
+    let me = std::process::id() as i32;
     let lab = LabState {
-        dir: dir.clone(),
+        dir: dir.to_path_buf(),
         cluster_name: conf.name.clone(),
         config_source: opts.config.canonicalize().unwrap_or(opts.config.clone()),
         bin_dir: opts.bin_dir.clone(),
         realtime: opts.realtime,
+        mode,
+        owner: procs::start_time(me)
+            .filter(|_| lab_opts.owned)
+            .map(|start_time| ProcRecord {
+                pid: me,
+                start_time,
+            }),
+        power_switch: None,
         nodes,
     };
+    lab.save().map_err(|e| e.to_string())?;
+    if lab.owner.is_some() {
+        gc::register(dir);
+    }
     std::fs::create_dir_all(lab.history_dir()).map_err(|e| e.to_string())?;
     write_key(&lab.key_path())?;
     let hosts: String = lab
@@ -119,19 +269,56 @@ pub fn up(opts: &UpOptions) -> Result<LabState, String> {
         .map(|n| format!("{} {}\n", n.address, n.name))
         .collect();
     std::fs::write(lab.hosts_path(), hosts).map_err(|e| e.to_string())?;
-    let text = std::fs::read_to_string(&opts.config).map_err(|e| e.to_string())?;
-    for n in &lab.nodes {
-        std::fs::write(n.config_path(), &text).map_err(|e| e.to_string())?;
-    }
-    let mut lab = lab;
-    lab.save().map_err(|e| e.to_string())?;
-    for i in 0..lab.nodes.len() {
-        let name = lab.nodes[i].name.clone();
-        start_node(&mut lab, &name)?;
-    }
-    let all: Vec<String> = lab.nodes.iter().map(|n| n.name.clone()).collect();
-    wait_for_view(&lab, &all, &all, true, opts.timeout)?;
     Ok(lab)
+}
+
+/// Starts the power switch, writes every node's config (pointing at it, checked to name
+/// nothing outside the lab) and starts every node. Saves the record as it goes.
+fn start_all(lab: &mut LabState, conf: &config::ClusterConf) -> Result<(), String> {
+    let (login, password) = labconf::switch_credentials(conf);
+    let switch = power::start_switch(lab, &login, &password);
+    lab.save().map_err(|e| e.to_string())?;
+    let switch = switch?;
+    let host = lab_host_addr(lab)?;
+    let text = labconf::lab_config(conf, &switch, host);
+    let subnet = match lab.mode {
+        LabMode::Netns => Some(lab_net(lab)?.subnet()),
+        LabMode::Loopback => None,
+    };
+    labconf::check_addresses(&text, subnet)
+        .map_err(|e| format!("the lab's copy of {} {e}", lab.config_source.display()))?;
+    for n in &lab.nodes {
+        std::fs::write(n.config_path(), &text)
+            .map_err(|e| format!("{}: {e}", n.config_path().display()))?;
+    }
+    let names: Vec<String> = lab.nodes.iter().map(|n| n.name.clone()).collect();
+    for name in names {
+        let r = start_node_locked(lab, &name);
+        lab.save().map_err(|e| e.to_string())?;
+        r?;
+    }
+    Ok(())
+}
+
+/// The address of the lab host as the nodes see it: the bridge address in netns mode,
+/// 127.0.0.1 in loopback mode.
+pub fn lab_host_addr(lab: &LabState) -> Result<Ipv4Addr, String> {
+    match lab.mode {
+        LabMode::Netns => Ok(lab_net(lab)?.host_addr()),
+        LabMode::Loopback => Ok(Ipv4Addr::LOCALHOST),
+    }
+}
+
+/// A handle on the lab's network; an error saying so in loopback mode.
+pub fn lab_net(lab: &LabState) -> Result<LabNet, String> {
+    match lab.mode {
+        LabMode::Netns => LabNet::load(&lab.dir).map_err(|e| format!("the lab network: {e}")),
+        LabMode::Loopback => Err(format!(
+            "the lab in {} runs in loopback mode: network faults need a netns lab \
+             (`clusterlab up --netns`, as root)",
+            lab.dir.display()
+        )),
+    }
 }
 
 /// A new 64-byte cluster key from the kernel's random source, unless one exists.
@@ -180,8 +367,49 @@ pub fn node_env(lab: &LabState, node: &LabNode) -> Vec<(String, String)> {
     ]
 }
 
+/// A command that runs `program` as `node`: inside its namespace (netns mode) with its
+/// environment ([`node_env`]).
+pub fn node_command(
+    lab: &LabState,
+    node: &LabNode,
+    program: impl AsRef<std::ffi::OsStr>,
+) -> Command {
+    let mut cmd = match &node.netns {
+        Some(ns) => netns::ns_command(ns, program),
+        None => Command::new(program),
+    };
+    cmd.envs(node_env(lab, node));
+    cmd
+}
+
+/// Runs `f` on the record on disk under the lab's lock, then refreshes `lab` from it.
+fn locked(
+    lab: &mut LabState,
+    f: impl FnOnce(&mut LabState) -> Result<(), String>,
+) -> Result<(), String> {
+    let dir = lab.dir.clone();
+    match LabState::update(&dir, f) {
+        Ok((new, ())) => {
+            *lab = new;
+            Ok(())
+        }
+        Err(e) => {
+            if let Ok(new) = LabState::load(&dir) {
+                *lab = new;
+            }
+            Err(e)
+        }
+    }
+}
+
 /// Starts the daemons of `node` that are not running (a fresh boot: new incarnations).
+/// `lab` is reloaded from `DIR/lab.json` first, under the lab's lock, and saved after.
 pub fn start_node(lab: &mut LabState, node: &str) -> Result<(), String> {
+    locked(lab, |l| start_node_locked(l, node))
+}
+
+/// [`start_node`] on a record whose lock the caller holds.
+pub fn start_node_locked(lab: &mut LabState, node: &str) -> Result<(), String> {
     let snapshot = lab.clone();
     let n = lab
         .node_mut(node)
@@ -190,8 +418,7 @@ pub fn start_node(lab: &mut LabState, node: &str) -> Result<(), String> {
         if n.daemons.get(*daemon).is_some_and(ProcRecord::alive) {
             continue;
         }
-        let mut cmd = Command::new(snapshot.bin_dir.join(daemon));
-        cmd.envs(node_env(&snapshot, n));
+        let mut cmd = node_command(&snapshot, n, snapshot.bin_dir.join(daemon));
         cmd.arg("-f");
         if snapshot.realtime && *daemon == "cmand" {
             cmd.arg("--realtime");
@@ -201,16 +428,22 @@ pub fn start_node(lab: &mut LabState, node: &str) -> Result<(), String> {
             .map_err(|e| format!("starting {daemon} on {}: {e}", n.name))?;
         n.daemons.insert(daemon.to_string(), rec);
     }
-    lab.save().map_err(|e| e.to_string())
+    Ok(())
 }
 
-/// Stops (SIGTERM, then SIGKILL) or kills (SIGKILL) every daemon of `node`.
+/// Stops (SIGTERM, then SIGKILL) or kills (SIGKILL) every daemon of `node`. `lab` is
+/// reloaded first and saved after, under the lab's lock.
 pub fn stop_node(lab: &mut LabState, node: &str, kill: bool) -> Result<(), String> {
+    locked(lab, |l| stop_node_locked(l, node, kill))
+}
+
+/// [`stop_node`] on a record whose lock the caller holds.
+pub fn stop_node_locked(lab: &mut LabState, node: &str, kill: bool) -> Result<(), String> {
     let n = lab
         .node_mut(node)
         .ok_or_else(|| format!("no node {node} in this lab"))?;
     for rec in n.daemons.values() {
-        rec.signal(nix::sys::signal::Signal::SIGCONT);
+        rec.signal(Signal::SIGCONT);
         if kill {
             rec.kill_and_wait();
         } else {
@@ -218,16 +451,95 @@ pub fn stop_node(lab: &mut LabState, node: &str, kill: bool) -> Result<(), Strin
         }
     }
     n.daemons.clear();
-    lab.save().map_err(|e| e.to_string())
+    Ok(())
 }
 
-/// Stops every node.
-pub fn down(lab: &mut LabState) -> Result<(), String> {
-    let names: Vec<String> = lab.nodes.iter().map(|n| n.name.clone()).collect();
-    for n in names {
-        stop_node(lab, &n, false)?;
+/// A power cut of `node`, on a record whose lock the caller holds: SIGKILL to every
+/// recorded daemon's process group and, in netns mode, to every process left in the node's
+/// namespace (whatever its daemons started). Returns once they are gone (bounded).
+pub fn power_off_locked(lab: &mut LabState, node: &str) -> Result<(), String> {
+    let net = match lab.mode {
+        LabMode::Netns => lab_net(lab).ok(),
+        LabMode::Loopback => None,
+    };
+    let n = lab
+        .node_mut(node)
+        .ok_or_else(|| format!("no node {node} in this lab"))?;
+    for rec in n.daemons.values().filter(|r| r.alive()) {
+        let _ = killpg(Pid::from_raw(rec.pid), Signal::SIGKILL);
+    }
+    for rec in n.daemons.values() {
+        rec.kill_and_wait();
+    }
+    n.daemons.clear();
+    if let Some(net) = net {
+        kill_namespace(&net, n.nodeid);
     }
     Ok(())
+}
+
+/// SIGKILLs every process inside node `id`'s namespace until none is left (bounded).
+/// Everything in a node's namespace belongs to that node.
+fn kill_namespace(net: &LabNet, id: u32) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let pids = net.leftover_pids().remove(&id).unwrap_or_default();
+        if pids.is_empty() || Instant::now() >= deadline {
+            return;
+        }
+        for pid in pids {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        sleep(Duration::from_millis(20));
+    }
+}
+
+/// Stops every node and the power switch and removes the lab network. `lab` is reloaded
+/// from disk first (under the lab's lock) and saved after. Removes nothing else: the lab
+/// directory stays, with its logs and histories.
+pub fn down(lab: &mut LabState) -> Result<(), String> {
+    locked(lab, teardown_locked)
+}
+
+/// [`down`] for a lab directory.
+pub fn down_dir(dir: &Path) -> Result<(), String> {
+    LabState::update(dir, teardown_locked).map(drop)
+}
+
+/// Stops everything the lab started and removes its network; goes on after a failure and
+/// returns the first.
+fn teardown_locked(lab: &mut LabState) -> Result<(), String> {
+    let mut first_err = None;
+    let names: Vec<String> = lab.nodes.iter().map(|n| n.name.clone()).collect();
+    for name in &names {
+        if let Err(e) = stop_node_locked(lab, name, false) {
+            first_err.get_or_insert(e);
+        }
+    }
+    if let Some(rec) = lab.power_switch.as_mut().and_then(|s| s.process.take()) {
+        rec.stop(Duration::from_secs(5));
+    }
+    if lab.dir.join(netns::MARKER_FILE).exists() {
+        match LabNet::load(&lab.dir) {
+            Ok(net) => {
+                for id in net.node_ids() {
+                    kill_namespace(&net, id);
+                }
+                if let Err(e) = net.destroy() {
+                    first_err.get_or_insert(format!("removing the lab network: {e}"));
+                }
+            }
+            Err(e) => {
+                first_err.get_or_insert(format!("the lab network: {e}"));
+            }
+        }
+    }
+    gc::unregister(&lab.dir);
+    lab.owner = None;
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 /// cmand's status on `node`, over its IPC socket.
@@ -303,7 +615,8 @@ pub fn wait_for_view(
     }
 }
 
-/// A lab that is torn down when dropped, for tests: even a failing test leaves no process.
+/// A lab that is torn down when dropped, for tests: even a failing test leaves no process
+/// and no network behind.
 pub struct LabGuard {
     /// The lab.
     pub lab: LabState,
@@ -311,7 +624,9 @@ pub struct LabGuard {
 
 impl Drop for LabGuard {
     fn drop(&mut self) {
-        let _ = down(&mut self.lab);
+        if let Err(e) = down(&mut self.lab) {
+            eprintln!("clusterlab: tearing down {}: {e}", self.lab.dir.display());
+        }
     }
 }
 
@@ -361,7 +676,13 @@ pub fn binaries_present() -> bool {
 }
 
 /// For tests: `up` with generous bounds, wrapped in a guard that stops the lab on drop.
+/// The lab belongs to the test process (`clusterlab gc` removes it if the test dies).
 pub fn test_up(dir: &Path, conf: &Path, realtime: bool) -> LabGuard {
+    test_up_with(dir, conf, realtime, Network::Auto)
+}
+
+/// For tests: [`test_up`] on a chosen network.
+pub fn test_up_with(dir: &Path, conf: &Path, realtime: bool, network: Network) -> LabGuard {
     let opts = UpOptions {
         config: conf.to_path_buf(),
         dir: dir.to_path_buf(),
@@ -369,13 +690,35 @@ pub fn test_up(dir: &Path, conf: &Path, realtime: bool) -> LabGuard {
         realtime,
         timeout: Duration::from_secs(60),
     };
-    match up(&opts) {
+    let lab_opts = LabOptions {
+        network,
+        owned: true,
+    };
+    match up_with(&opts, &lab_opts) {
         Ok(lab) => LabGuard { lab },
-        Err(e) => {
-            if let Ok(mut lab) = LabState::load(dir) {
-                let _ = down(&mut lab);
-            }
-            panic!("lab did not come up: {e}");
-        }
+        Err(e) => panic!("lab did not come up: {e}"),
     }
+}
+
+/// For tests: whether a netns lab can be built here (daemons built, root, `ip`, `nft`).
+/// When not, prints why and returns false; in CI (CI=true) that is a failure.
+pub fn netns_test_ready(test: &str) -> bool {
+    binaries_present() && netns::test_prerequisites(test)
+}
+
+/// For tests: names as owned strings.
+pub fn names(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+/// For tests: waits until `node`'s cmand reports exactly `members` (by name) and the
+/// given quorum state, whatever the other nodes think.
+pub fn wait_for_own_view(
+    lab: &LabState,
+    node: &str,
+    members: &[&str],
+    quorate: bool,
+    timeout: Duration,
+) -> Result<(), String> {
+    wait_for_view(lab, &names(&[node]), &names(members), quorate, timeout)
 }

@@ -8,9 +8,12 @@
 pub mod apc;
 pub mod bench;
 pub mod checker;
+pub mod jepsen;
 pub mod lab;
 pub mod nemesis;
 pub mod netns;
+pub mod power;
 pub mod procs;
 pub mod report;
 pub mod state;
+pub mod workload;

@@ -2,15 +2,59 @@
 //!
 //! Everything the lab started is written here, so a later `clusterlab` command (or another
 //! test) can find, signal and stop it, and `down` stops exactly what `up` started.
+//!
+//! Several processes change the record (the lab's commands, and the APC simulator's power
+//! hook while a test drives the switch): every change goes through [`LabState::update`],
+//! which holds an exclusive lock on `DIR/lab.lock` around load, change and save.
 
 use crate::procs::ProcRecord;
+use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 
 /// The file name of the record inside the lab directory.
 pub const STATE_FILE: &str = "lab.json";
+/// The lock file that serializes changes to the record.
+pub const LOCK_FILE: &str = "lab.lock";
+
+/// Where a lab's nodes live on the network.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LabMode {
+    /// Every node on its own 127.A.B.ID address of the loopback interface (no root needed).
+    #[default]
+    Loopback,
+    /// Every node in its own network namespace on a private bridge (root; docs/lab-network.md).
+    Netns,
+}
+
+impl LabMode {
+    /// `loopback` or `netns`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LabMode::Loopback => "loopback",
+            LabMode::Netns => "netns",
+        }
+    }
+}
+
+/// The lab's APC power switch (the `apcsim` process) and how to log in to it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PowerSwitch {
+    /// The address it listens on (the lab host's bridge address, or 127.0.0.1).
+    pub address: String,
+    /// Its TCP port.
+    pub port: u16,
+    /// The user name it accepts.
+    pub login: String,
+    /// The password it accepts.
+    pub password: String,
+    /// The `apcsim` process.
+    pub process: Option<ProcRecord>,
+}
 
 /// A whole lab.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,6 +70,16 @@ pub struct LabState {
     /// Whether cmand runs with `--realtime`.
     #[serde(default)]
     pub realtime: bool,
+    /// Loopback or network namespaces.
+    #[serde(default)]
+    pub mode: LabMode,
+    /// The process the lab belongs to, if one: when it is gone, `clusterlab gc` tears the
+    /// lab down. None for a lab left running on purpose (`clusterlab up` without `--hold`).
+    #[serde(default)]
+    pub owner: Option<ProcRecord>,
+    /// The APC power switch simulator, once started.
+    #[serde(default)]
+    pub power_switch: Option<PowerSwitch>,
     /// One entry per clusternode, in nodeid order.
     pub nodes: Vec<LabNode>,
 }
@@ -41,6 +95,12 @@ pub struct LabNode {
     pub address: String,
     /// The node's own directory: config copy, runtime dir, logs.
     pub dir: PathBuf,
+    /// Its network namespace (netns mode), e.g. `cl1a2b3c-n2`.
+    #[serde(default)]
+    pub netns: Option<String>,
+    /// The outlet of the lab's power switch that powers it.
+    #[serde(default)]
+    pub outlet: u32,
     /// Daemons currently recorded as started, by daemon name.
     pub daemons: BTreeMap<String, ProcRecord>,
 }
@@ -78,6 +138,21 @@ impl LabState {
         self.dir.join("history")
     }
 
+    /// The history file of the lab's own records (faults it injected).
+    pub fn lab_history_path(&self) -> PathBuf {
+        self.history_dir().join("lab.jsonl")
+    }
+
+    /// The power switch's state file (outlet names and power), written by `apcsim`.
+    pub fn apc_state_path(&self) -> PathBuf {
+        self.dir.join("apc.json")
+    }
+
+    /// Finds the node powered by `outlet`.
+    pub fn node_on_outlet(&self, outlet: u32) -> Option<&LabNode> {
+        self.nodes.iter().find(|n| n.outlet == outlet)
+    }
+
     /// Finds a node by name or node id.
     pub fn node(&self, which: &str) -> Option<&LabNode> {
         self.nodes
@@ -109,6 +184,21 @@ impl LabState {
         })
     }
 
+    /// Loads `DIR/lab.json` under the lab's lock, lets `f` change it, saves it and returns
+    /// the new record with `f`'s result. `f` must not wait for another process that takes
+    /// the lock (the power hook does): it would wait forever.
+    pub fn update<T, E: From<String>>(
+        dir: &Path,
+        f: impl FnOnce(&mut LabState) -> Result<T, E>,
+    ) -> Result<(LabState, T), E> {
+        let _lock = lock(dir).map_err(|e| E::from(e.to_string()))?;
+        let mut lab = LabState::load(dir).map_err(|e| E::from(e.to_string()))?;
+        let out = f(&mut lab);
+        // Saved even when `f` failed: it may have started or stopped processes first.
+        lab.save().map_err(|e| E::from(e.to_string()))?;
+        out.map(|t| (lab, t))
+    }
+
     /// Writes `DIR/lab.json` atomically.
     pub fn save(&self) -> io::Result<()> {
         let path = self.dir.join(STATE_FILE);
@@ -117,6 +207,19 @@ impl LabState {
         std::fs::write(&tmp, text + "\n")?;
         std::fs::rename(tmp, path)
     }
+}
+
+/// The lab's exclusive lock (`DIR/lab.lock`), held until the value is dropped.
+pub fn lock(dir: &Path) -> io::Result<Flock<File>> {
+    let path = dir.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    Flock::lock(file, FlockArg::LockExclusive)
+        .map_err(|(_, errno)| io::Error::other(format!("locking {}: {errno}", path.display())))
 }
 
 /// The loopback address of a node in loopback mode: 127.0.<id / 256>.<id % 256> (all of

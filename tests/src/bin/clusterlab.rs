@@ -4,9 +4,10 @@
 //! commands signal only those records, by pid and start time.
 
 use clap::{Parser, Subcommand};
-use clusterlab::lab;
+use clusterlab::lab::{self, faults};
+use clusterlab::power;
 use clusterlab::state::LabState;
-use nix::sys::signal::Signal;
+use nix::sys::signal::{SigSet, Signal};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -38,6 +39,16 @@ enum Cmd {
         /// Seconds to wait for one quorate view.
         #[arg(long, default_value_t = 60)]
         timeout: u64,
+        /// Nodes in network namespaces (the default when root).
+        #[arg(long, conflicts_with = "loopback")]
+        netns: bool,
+        /// Nodes on loopback addresses, even as root.
+        #[arg(long)]
+        loopback: bool,
+        /// Keep running while the lab is up; SIGINT/SIGTERM tear it down. If this process
+        /// is killed, `clusterlab gc` tears the lab down.
+        #[arg(long)]
+        hold: bool,
     },
     /// Start the daemons of NODE that are not running (a fresh boot).
     Start {
@@ -122,12 +133,75 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Stop everything the lab started; removes nothing outside DIR.
+    /// A Jepsen-style run: a lab, a group-messaging workload, a seeded nemesis schedule,
+    /// then convergence, merged histories and a verdict (docs/testing.md). Exits non-zero
+    /// on any violation or failure to converge.
+    Jepsen {
+        /// The cluster.conf to build the lab from.
+        #[arg(long)]
+        config: PathBuf,
+        /// How long the nemesis runs: 60s, 30m, 2h.
+        #[arg(long, default_value = "60s")]
+        time: String,
+        /// Seed of the nemesis schedule (the same seed replays the same faults).
+        #[arg(long)]
+        seed: u64,
+        /// Faults to draw from: kill, pause, partition, power.
+        #[arg(long, default_value = "kill,pause")]
+        nemesis: String,
+        /// The lab directory (default: a fresh one under the temp dir).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Keep the lab directory after a passing run.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Run the checkers (M1, Q1, M3, N1, N2) on an existing lab's history; print the verdict.
+    Check {
+        /// The lab directory.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Stop everything the lab started (nodes, power switch) and remove its network;
+    /// removes nothing outside DIR.
     Down {
         /// The lab directory.
         #[arg(long)]
         dir: PathBuf,
     },
+    /// Inject a network fault (netns labs): isolate NODE | halves | bridge A B C |
+    /// oneway FROM TO | partition N,N N,N | cut-host [N,N] | heal. Replaces the fault in force.
+    Nemesis {
+        /// The lab directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The fault and its nodes (names or ids).
+        #[arg(required = true, num_args = 1.., allow_hyphen_values = true)]
+        fault: Vec<String>,
+    },
+    /// Turn a node's outlet off, on, or off and on, through the lab's APC switch.
+    Power {
+        /// The lab directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// on, off or reboot.
+        action: String,
+        /// Node name or id.
+        node: String,
+    },
+    /// Run by the APC switch on every outlet change: off kills every process of the node
+    /// on OUTLET (a power cut), on starts its daemons (a fresh boot).
+    PowerHook {
+        /// The lab directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// on or off.
+        action: String,
+        /// The outlet.
+        outlet: u32,
+    },
+    /// Tear down labs whose owning process died, and remove leftover lab networks.
+    Gc,
 }
 
 fn main() -> ExitCode {
@@ -155,6 +229,9 @@ fn run(cli: Cli) -> Result<(), String> {
             dir,
             realtime,
             timeout,
+            netns,
+            loopback,
+            hold,
         } => {
             let opts = lab::UpOptions {
                 config,
@@ -163,8 +240,20 @@ fn run(cli: Cli) -> Result<(), String> {
                 realtime,
                 timeout: Duration::from_secs(timeout),
             };
-            let state = lab::up(&opts)?;
+            let network = match (netns, loopback) {
+                (true, _) => lab::Network::Netns,
+                (_, true) => lab::Network::Loopback,
+                _ => lab::Network::Auto,
+            };
+            let lab_opts = lab::LabOptions {
+                network,
+                owned: hold,
+            };
+            let mut state = lab::up_with(&opts, &lab_opts)?;
             print!("{}", clusterlab::report::status_table(&state));
+            if hold {
+                hold_until_signalled(&mut state)?;
+            }
         }
         Cmd::Bench {
             what,
@@ -198,7 +287,36 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             let _ = std::fs::remove_dir_all(&base);
         }
-        Cmd::Start { dir, node } => lab::start_node(&mut load(&dir)?, &node)?,
+        Cmd::Jepsen {
+            config,
+            time,
+            seed,
+            nemesis,
+            dir,
+            keep,
+        } => {
+            use clusterlab::jepsen;
+            let mut opts = jepsen::JepsenOptions::new(config, seed, jepsen::parse_duration(&time)?);
+            opts.nemesis = jepsen::schedule::parse_kinds(&nemesis)?;
+            opts.dir = dir;
+            opts.keep = keep;
+            let (verdict, dir) = jepsen::run(&opts)?;
+            print!("{}", verdict.table());
+            println!("  lab dir     {}", dir.display());
+            if !verdict.passed() {
+                return Err(format!(
+                    "verdict FAIL; replay the schedule with --seed {seed}"
+                ));
+            }
+        }
+        Cmd::Check { dir } => {
+            let verdict = clusterlab::jepsen::check_dir(&dir)?;
+            print!("{}", verdict.table());
+            if !verdict.passed() {
+                return Err("verdict FAIL".into());
+            }
+        }
+        Cmd::Start { dir, node } => faults::start(&mut load(&dir)?, &node)?,
         Cmd::Exec { .. } => unreachable!("handled in main"),
         Cmd::Status { dir, json } => {
             let lab = load(&dir)?;
@@ -208,49 +326,69 @@ fn run(cli: Cli) -> Result<(), String> {
                 print!("{}", clusterlab::report::status_table(&lab));
             }
         }
-        Cmd::Kill { dir, node } => signal_node(&dir, &node, Signal::SIGKILL)?,
-        Cmd::Pause { dir, node } => signal_node(&dir, &node, Signal::SIGSTOP)?,
-        Cmd::Resume { dir, node } => signal_node(&dir, &node, Signal::SIGCONT)?,
-        Cmd::Stop { dir, node } => {
-            let mut lab = load(&dir)?;
-            let n = lab
-                .node_mut(&node)
-                .ok_or_else(|| format!("no node {node} in this lab"))?;
-            for rec in n.daemons.values() {
-                rec.signal(Signal::SIGCONT);
-                rec.stop(Duration::from_secs(10));
-            }
-            n.daemons.clear();
-            lab.save().map_err(|e| e.to_string())?;
-        }
+        Cmd::Kill { dir, node } => faults::kill(&mut load(&dir)?, &node)?,
+        Cmd::Pause { dir, node } => faults::pause(&mut load(&dir)?, &node)?,
+        Cmd::Resume { dir, node } => faults::resume(&mut load(&dir)?, &node)?,
+        Cmd::Stop { dir, node } => faults::stop(&mut load(&dir)?, &node)?,
         Cmd::Down { dir } => {
-            let mut lab = load(&dir)?;
-            for n in &mut lab.nodes {
-                for rec in n.daemons.values() {
-                    rec.signal(Signal::SIGCONT);
-                    rec.stop(Duration::from_secs(10));
+            load(&dir)?;
+            lab::down_dir(&dir)?;
+        }
+        Cmd::Nemesis { dir, fault } => {
+            let lab = load(&dir)?;
+            let fault = faults::parse_network_fault(&lab, &fault)?;
+            let drops = faults::network(&lab, &fault)?;
+            let links: Vec<String> = drops.links().map(|(f, t)| format!("{f}->{t}")).collect();
+            println!(
+                "{fault}: dropping {}",
+                if links.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    links.join(" ")
                 }
-                n.daemons.clear();
+            );
+        }
+        Cmd::Power { dir, action, node } => {
+            let lab = load(&dir)?;
+            let action: power::PowerAction = action.parse()?;
+            power::power(&lab, &node, action).map_err(|e| e.to_string())?;
+        }
+        Cmd::PowerHook {
+            dir,
+            action,
+            outlet,
+        } => {
+            let on = match action.as_str() {
+                "on" => true,
+                "off" => false,
+                other => return Err(format!("unknown hook action {other:?}: on or off")),
+            };
+            power::hook(&dir, on, outlet)?;
+        }
+        Cmd::Gc => {
+            let report = lab::gc()?;
+            for dir in &report.labs {
+                println!("tore down lab {}", dir.display());
             }
-            lab.save().map_err(|e| e.to_string())?;
+            for name in &report.names {
+                println!("removed {name}");
+            }
         }
     }
     Ok(())
 }
 
-fn signal_node(dir: &Path, node: &str, sig: Signal) -> Result<(), String> {
-    let lab = load(dir)?;
-    let n = lab
-        .node(node)
-        .ok_or_else(|| format!("no node {node} in this lab"))?;
-    let sent = n.daemons.values().filter(|rec| rec.signal(sig)).count();
-    if sent == 0 {
-        return Err(format!("node {node} has no running daemon"));
-    }
-    if sig == Signal::SIGKILL {
-        n.daemons.values().for_each(|rec| rec.kill_and_wait());
-    }
-    Ok(())
+/// `up --hold`: waits for SIGINT or SIGTERM, then tears the lab down.
+fn hold_until_signalled(lab: &mut LabState) -> Result<(), String> {
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGINT);
+    set.add(Signal::SIGTERM);
+    set.thread_block().map_err(|e| e.to_string())?;
+    println!("holding the lab; SIGINT or SIGTERM tears it down");
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    let sig = set.wait().map_err(|e| e.to_string())?;
+    eprintln!("clusterlab: {sig}: tearing the lab down");
+    lab::down(lab)
 }
 
 /// Runs `cmd` as `node` and returns its exit code; its output passes through unchanged.
@@ -259,9 +397,8 @@ fn exec(dir: &Path, node: &str, cmd: &[String]) -> ExitCode {
         let n = lab
             .node(node)
             .ok_or_else(|| format!("no node {node} in this lab"))?;
-        std::process::Command::new(&cmd[0])
+        lab::node_command(&lab, n, &cmd[0])
             .args(&cmd[1..])
-            .envs(lab::node_env(&lab, n))
             .status()
             .map_err(|e| format!("{}: {e}", cmd[0]))
     });
