@@ -63,7 +63,7 @@ fn heal_and_restart(g: &mut LabGuard, cut_off: &[&str], side: &str) {
     wait_for_view(&g.lab, &all, &all, true, BOUND).unwrap();
     let history = checker::load(&g.lab.dir).unwrap();
     checker::agreement(&history).unwrap();
-    checker::quorum(&history, false).unwrap();
+    clusterlab::jepsen::check::quorum(&history, false).unwrap();
 }
 
 #[test]
