@@ -734,3 +734,35 @@ pub fn wait_for_own_view(
 ) -> Result<(), String> {
     wait_for_view(lab, &names(&[node]), &names(members), quorate, timeout)
 }
+
+/// Waits for one quorate view of every node, starting again any node whose daemons all
+/// died meanwhile (with a `start` fault record); returns the nodes it started. For the
+/// end of a fault: a node that rejoins can get a settled member expelled and killed
+/// (a membership issue, reported), and an operator restarts it. Do not call it while a
+/// node is meant to be down.
+pub fn settle_all(lab: &mut LabState, timeout: Duration) -> Result<Vec<String>, String> {
+    let deadline = Instant::now() + timeout;
+    let mut started = Vec::new();
+    loop {
+        let fresh = LabState::load(&lab.dir).map_err(|e| e.to_string())?;
+        *lab = fresh;
+        let all: Vec<String> = lab.nodes.iter().map(|n| n.name.clone()).collect();
+        let step = Duration::from_secs(5).min(deadline.saturating_duration_since(Instant::now()));
+        match wait_for_view(lab, &all, &all, true, step) {
+            Ok(()) => return Ok(started),
+            Err(e) if Instant::now() >= deadline => return Err(e),
+            Err(_) => {}
+        }
+        let dead: Vec<String> = lab
+            .nodes
+            .iter()
+            .filter(|n| !n.daemons.values().any(ProcRecord::alive))
+            .map(|n| n.name.clone())
+            .collect();
+        for name in dead {
+            eprintln!("clusterlab: {name} is down while the cluster settles; starting it");
+            faults::start(lab, &name)?;
+            started.push(name);
+        }
+    }
+}
