@@ -458,10 +458,6 @@ pub fn stop_node_locked(lab: &mut LabState, node: &str, kill: bool) -> Result<()
 /// recorded daemon's process group and, in netns mode, to every process left in the node's
 /// namespace (whatever its daemons started). Returns once they are gone (bounded).
 pub fn power_off_locked(lab: &mut LabState, node: &str) -> Result<(), String> {
-    let net = match lab.mode {
-        LabMode::Netns => lab_net(lab).ok(),
-        LabMode::Loopback => None,
-    };
     let n = lab
         .node_mut(node)
         .ok_or_else(|| format!("no node {node} in this lab"))?;
@@ -472,18 +468,27 @@ pub fn power_off_locked(lab: &mut LabState, node: &str) -> Result<(), String> {
         rec.kill_and_wait();
     }
     n.daemons.clear();
-    if let Some(net) = net {
-        kill_namespace(&net, n.nodeid);
+    if let Some(ns) = &n.netns {
+        kill_namespace(ns);
     }
     Ok(())
 }
 
-/// SIGKILLs every process inside node `id`'s namespace until none is left (bounded).
+/// SIGKILLs every process inside namespace `ns` until none is left (bounded).
 /// Everything in a node's namespace belongs to that node.
-fn kill_namespace(net: &LabNet, id: u32) {
+fn kill_namespace(ns: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let pids = net.leftover_pids().remove(&id).unwrap_or_default();
+        let pids: Vec<i32> = Command::new("ip")
+            .args(["netns", "pids", ns])
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .split_whitespace()
+                    .filter_map(|p| p.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
         if pids.is_empty() || Instant::now() >= deadline {
             return;
         }
@@ -498,7 +503,13 @@ fn kill_namespace(net: &LabNet, id: u32) {
 /// from disk first (under the lab's lock) and saved after. Removes nothing else: the lab
 /// directory stays, with its logs and histories.
 pub fn down(lab: &mut LabState) -> Result<(), String> {
-    locked(lab, teardown_locked)
+    if lab.dir.join(state::STATE_FILE).exists() {
+        locked(lab, teardown_locked)
+    } else {
+        // The directory is gone (a test removed it before its guard dropped): stop what
+        // this record knows.
+        teardown_locked(lab)
+    }
 }
 
 /// [`down`] for a lab directory.
@@ -519,19 +530,20 @@ fn teardown_locked(lab: &mut LabState) -> Result<(), String> {
     if let Some(rec) = lab.power_switch.as_mut().and_then(|s| s.process.take()) {
         rec.stop(Duration::from_secs(5));
     }
+    for ns in lab.nodes.iter().filter_map(|n| n.netns.as_deref()) {
+        kill_namespace(ns);
+    }
     if lab.dir.join(netns::MARKER_FILE).exists() {
-        match LabNet::load(&lab.dir) {
-            Ok(net) => {
-                for id in net.node_ids() {
-                    kill_namespace(&net, id);
-                }
-                if let Err(e) = net.destroy() {
-                    first_err.get_or_insert(format!("removing the lab network: {e}"));
-                }
+        match LabNet::load(&lab.dir).map(LabNet::destroy) {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) | Err(e) => {
+                first_err.get_or_insert(format!("removing the lab network: {e}"));
             }
-            Err(e) => {
-                first_err.get_or_insert(format!("the lab network: {e}"));
-            }
+        }
+    } else if lab.mode == LabMode::Netns {
+        // Without its marker the network counts as a dead lab's leftover: collect it.
+        if let Err(e) = netns::gc() {
+            first_err.get_or_insert(format!("removing the lab network: {e}"));
         }
     }
     gc::unregister(&lab.dir);
@@ -721,4 +733,36 @@ pub fn wait_for_own_view(
     timeout: Duration,
 ) -> Result<(), String> {
     wait_for_view(lab, &names(&[node]), &names(members), quorate, timeout)
+}
+
+/// Waits for one quorate view of every node, starting again any node whose daemons all
+/// died meanwhile (with a `start` fault record); returns the nodes it started. For the
+/// end of a fault: a node that rejoins can get a settled member expelled and killed
+/// (a membership issue, reported), and an operator restarts it. Do not call it while a
+/// node is meant to be down.
+pub fn settle_all(lab: &mut LabState, timeout: Duration) -> Result<Vec<String>, String> {
+    let deadline = Instant::now() + timeout;
+    let mut started = Vec::new();
+    loop {
+        let fresh = LabState::load(&lab.dir).map_err(|e| e.to_string())?;
+        *lab = fresh;
+        let all: Vec<String> = lab.nodes.iter().map(|n| n.name.clone()).collect();
+        let step = Duration::from_secs(5).min(deadline.saturating_duration_since(Instant::now()));
+        match wait_for_view(lab, &all, &all, true, step) {
+            Ok(()) => return Ok(started),
+            Err(e) if Instant::now() >= deadline => return Err(e),
+            Err(_) => {}
+        }
+        let dead: Vec<String> = lab
+            .nodes
+            .iter()
+            .filter(|n| !n.daemons.values().any(ProcRecord::alive))
+            .map(|n| n.name.clone())
+            .collect();
+        for name in dead {
+            eprintln!("clusterlab: {name} is down while the cluster settles; starting it");
+            faults::start(lab, &name)?;
+            started.push(name);
+        }
+    }
 }

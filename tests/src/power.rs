@@ -271,11 +271,11 @@ pub fn hook(dir: &Path, on: bool, outlet: u32) -> Result<(), String> {
     }
 }
 
-/// The lab's mode as the switch's users see it, for messages.
+/// The switch in one line: where, credentials, and whether it runs.
 pub fn switch_summary(lab: &LabState) -> String {
     match &lab.power_switch {
         Some(sw) => format!(
-            "{}:{} login {} password {} ({})",
+            "{}:{} login {} password {} ({}{})",
             sw.address,
             sw.port,
             sw.login,
@@ -283,6 +283,10 @@ pub fn switch_summary(lab: &LabState) -> String {
             match lab.mode {
                 LabMode::Netns => "on the lab bridge",
                 LabMode::Loopback => "on loopback",
+            },
+            match sw.process.as_ref().filter(|r| r.alive()) {
+                Some(r) => format!(", pid {}", r.pid),
+                None => ", stopped".into(),
             }
         ),
         None => "none".into(),

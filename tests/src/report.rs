@@ -10,8 +10,8 @@
 //!   "drops": [ [from, to], ... ] (netns mode: the links the nftables rules drop) }
 //! ```
 //!
-//! `power` is the outlet's state in the switch's state file (`DIR/apc.json`); without one,
-//! whether any daemon of the node runs.
+//! `power` is the outlet's state in the switch's state file (`DIR/apc.json`) while the
+//! switch runs; otherwise whether any daemon of the node runs.
 
 use crate::lab;
 use crate::nemesis::Drops;
@@ -20,7 +20,13 @@ use crate::state::{LabMode, LabNode, LabState};
 use serde_json::json;
 
 fn power_on(lab: &LabState, n: &LabNode) -> bool {
-    power::outlet_on(lab, n.outlet).unwrap_or_else(|| n.daemons.values().any(|r| r.alive()))
+    let switch_up = lab
+        .power_switch
+        .as_ref()
+        .and_then(|s| s.process.as_ref())
+        .is_some_and(|r| r.alive());
+    let outlet = power::outlet_on(lab, n.outlet).filter(|_| switch_up);
+    outlet.unwrap_or_else(|| n.daemons.values().any(|r| r.alive()))
 }
 
 /// The links dropped now (netns mode), or None.

@@ -133,3 +133,31 @@ fn a_config_naming_a_real_world_address_is_refused_and_leaves_nothing() {
     assert!(!dir.join("netns.json").exists(), "the network was removed");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_guard_whose_directory_was_removed_still_stops_everything() {
+    if !netns_test_ready("a_guard_whose_directory_was_removed_still_stops_everything") {
+        return;
+    }
+    let (dir, conf) = test_lab_dir("rmdir", &simple_config("rmdir", 2, true, 1));
+    let g = test_up_with(&dir, &conf, false, Network::Netns);
+    let mut procs: Vec<_> = g
+        .lab
+        .nodes
+        .iter()
+        .flat_map(|n| n.daemons.values().cloned())
+        .collect();
+    procs.extend(g.lab.power_switch.as_ref().and_then(|s| s.process.clone()));
+    let ns: Vec<String> = g.lab.nodes.iter().filter_map(|n| n.netns.clone()).collect();
+    assert_eq!((procs.len(), ns.len()), (3, 2));
+    std::fs::remove_dir_all(&dir).unwrap();
+    drop(g);
+    assert!(
+        procs.iter().all(|p| !p.alive()),
+        "a process outlived the guard"
+    );
+    assert!(
+        ns.iter().all(|n| !Path::new("/run/netns").join(n).exists()),
+        "a namespace outlived the guard"
+    );
+}
