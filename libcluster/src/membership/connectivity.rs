@@ -75,7 +75,10 @@ pub(super) struct Conn {
 /// `graph` maps each node to its incarnation and its heard list (sorted). Nodes are
 /// first restricted to `me`'s component of the mutual graph; the component is then cut
 /// into cliques greedily: repeatedly drop the node with the fewest mutual edges within
-/// the remaining set (ties: highest id) until the set is a clique; if that clique does not
+/// the remaining set until the set is a clique (ties: the newest incarnation first, then
+/// the highest id — incarnations grow with start time, so when a node restarts and some
+/// members hear it before others, the newcomer waits, not an established member, which
+/// a quorate view would otherwise expel and kill); if that clique does not
 /// contain `me`, remove it from the component and repeat on the rest. Every node of the
 /// result computes the same result from the same graph.
 pub fn connected_set(me: NodeId, graph: &Graph) -> Vec<(NodeId, u64)> {
@@ -110,7 +113,7 @@ pub fn connected_set(me: NodeId, graph: &Graph) -> Vec<(NodeId, u64)> {
         }
     }
     loop {
-        let clique = greedy_clique(&adj, &rest);
+        let clique = greedy_clique(&adj, &rest, |v| graph.get(&v).map_or(0, |(inc, _)| *inc));
         if clique.contains(&me) || clique.is_empty() {
             let mut out: Vec<(NodeId, u64)> = clique
                 .iter()
@@ -130,18 +133,25 @@ pub fn connected_set(me: NodeId, graph: &Graph) -> Vec<(NodeId, u64)> {
 fn greedy_clique(
     adj: &BTreeMap<NodeId, BTreeSet<NodeId>>,
     set: &BTreeSet<NodeId>,
+    incarnation: impl Fn(NodeId) -> u64,
 ) -> BTreeSet<NodeId> {
     let mut s = set.clone();
     loop {
         let n = s.len();
-        let mut worst: Option<(usize, NodeId)> = None;
-        for &v in &s {
-            let deg = adj.get(&v).map_or(0, |a| a.intersection(&s).count());
-            // Ascending ids: `<=` makes the highest id win ties.
-            if worst.is_none_or(|(d, _)| deg <= d) {
-                worst = Some((deg, v));
-            }
-        }
+        // The node to drop: fewest edges, then newest incarnation, then highest id.
+        let worst = s
+            .iter()
+            .map(|&v| {
+                let deg = adj.get(&v).map_or(0, |a| a.intersection(&s).count());
+                (
+                    deg,
+                    std::cmp::Reverse(incarnation(v)),
+                    std::cmp::Reverse(v),
+                    v,
+                )
+            })
+            .min()
+            .map(|(deg, _, _, v)| (deg, v));
         match worst {
             Some((deg, v)) if deg + 1 < n => {
                 s.remove(&v);

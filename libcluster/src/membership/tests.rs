@@ -967,3 +967,23 @@ fn extreme_numbers_in_messages_do_not_overflow() {
     lab.run_until(Millis(4000));
     assert!(lab.cores.contains_key(&NodeId(1)));
 }
+
+/// Found by the lab: n2 restarted (a newer incarnation) while the view was {1, 3}; n1
+/// heard it before n3 did, so the graph had edges 1–2 and 1–3 but not 2–3. The cut must
+/// keep the established member 3 and let the newcomer wait, not drop 3 (which the quorate
+/// view {1, 2} would then expel and kill).
+#[test]
+fn a_rejoining_node_waits_instead_of_displacing_an_established_member() {
+    let n = NodeId;
+    let mut g: Graph = Graph::new();
+    g.insert(n(1), (100, vec![(n(2), 900), (n(3), 300)]));
+    g.insert(n(2), (900, vec![(n(1), 100)]));
+    g.insert(n(3), (300, vec![(n(1), 100)]));
+    assert_eq!(connected_set(n(1), &g), vec![(n(1), 100), (n(3), 300)]);
+    assert_eq!(connected_set(n(3), &g), vec![(n(1), 100), (n(3), 300)]);
+    // Once everyone hears everyone, all three are in.
+    g.insert(n(2), (900, vec![(n(1), 100), (n(3), 300)]));
+    g.insert(n(3), (300, vec![(n(1), 100), (n(2), 900)]));
+    g.get_mut(&n(1)).unwrap().1.sort();
+    assert_eq!(connected_set(n(1), &g).len(), 3);
+}
