@@ -97,6 +97,7 @@ fn status_and_nodes_follow_the_original_layouts() {
         assert_eq!(&l[7..8], "M", "{l:?}");
         assert!(l.ends_with(&format!("  n{}", i + 1)), "{l:?}");
     }
+    drop(g);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -173,5 +174,6 @@ fn ccs_tool_update_reaches_every_node_and_older_versions_are_refused() {
             .unwrap()
             .contains("config_version=\"2\""));
     }
+    drop(g);
     let _ = std::fs::remove_dir_all(&dir);
 }

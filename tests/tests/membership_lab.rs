@@ -39,6 +39,7 @@ fn three_nodes_survive_kills_and_rejoin_after_restart() {
     lab::start_node(&mut g.lab, "n2").unwrap();
     lab::start_node(&mut g.lab, "n3").unwrap();
     wait_for_view(&g.lab, &all, &all, true, BOUND).unwrap();
+    drop(g);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -59,5 +60,6 @@ fn two_node_halves_each_stay_quorate() {
 
     lab::stop_node(&mut g.lab, "n1", true).unwrap();
     wait_for_view(&g.lab, &names(&["n2"]), &names(&["n2"]), true, BOUND).unwrap();
+    drop(g);
     let _ = std::fs::remove_dir_all(&dir);
 }
