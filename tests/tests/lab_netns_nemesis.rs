@@ -167,20 +167,34 @@ fn oneway_loss_splits_off_the_node_that_is_not_heard() {
     }
     let mut g = netns_lab("oneway", 3);
     // n1's packets to n2 are lost: n2 no longer hears n1, n1 still hears n2. Without the
-    // mutual edge 1-2 the clique {1,3} wins (docs/membership.md §3): views {1,3} and {2};
-    // n1 and n3 still hear the expelled n2 and kill it (§5).
+    // mutual edge 1-2 the pair cannot share a view: the cut keeps the one that started
+    // first (the newest incarnation waits, docs/membership.md §3) together with n3, and
+    // the other one, still heard with its old incarnation, is expelled and killed (§5).
     let drops = faults::network(&g.lab, &NetFault::OneWay { from: 1, to: 2 }).unwrap();
     assert!(drops.blocked(1, 2) && !drops.blocked(2, 1));
+    let deadline = Instant::now() + BOUND;
+    let kept = loop {
+        match lab::cman_status(&g.lab, "n3") {
+            Ok(s) if s.quorate && s.members == [1, 3] => break "n1",
+            Ok(s) if s.quorate && s.members == [2, 3] => break "n2",
+            other => assert!(
+                Instant::now() < deadline,
+                "n3 never settled on a pair: {other:?}"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let cut = if kept == "n1" { "n2" } else { "n1" };
     wait_for_view(
         &g.lab,
-        &names(&["n1", "n3"]),
-        &names(&["n1", "n3"]),
+        &names(&[kept, "n3"]),
+        &names(&[kept, "n3"]),
         true,
         BOUND,
     )
     .unwrap();
-    wait_cut_off(&g, "n2");
-    heal_and_restart(&mut g, &["n2"], "n1");
+    wait_cut_off(&g, cut);
+    heal_and_restart(&mut g, &[cut], kept);
     assert_eq!(faults_recorded(&g)[..2], ["oneway 1 2", "heal"]);
 }
 
