@@ -89,12 +89,7 @@ pub struct MembershipBench {
 }
 
 fn history(lab: &LabState, node: &str) -> Vec<Record> {
-    let path = lab.history_dir().join(format!("{node}.jsonl"));
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| Record::from_line(l).ok())
-        .collect()
+    crate::checker::load_file(&lab.history_dir().join(format!("{node}.jsonl"))).unwrap_or_default()
 }
 
 /// The first instant after `after_ns` at which `node` installed a view without `victim`.

@@ -23,27 +23,38 @@ pub fn load(dir: &Path) -> Result<Vec<Record>, String> {
     let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     for entry in entries.flatten() {
         let path = entry.path();
-        if path.extension().is_none_or(|e| e != "jsonl") {
-            continue;
-        }
-        let text =
-            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        for (i, line) in text.lines().enumerate() {
-            if line.trim().is_empty() {
-                continue;
-            }
-            // A node killed mid-write can leave a torn last line; anything else is an error.
-            match Record::from_line(line) {
-                Ok(r) => all.push(r),
-                Err(e) if i + 1 == text.lines().count() => {
-                    eprintln!("{}: ignoring torn last line: {e}", path.display())
-                }
-                Err(e) => return Err(format!("{}:{}: {e}", path.display(), i + 1)),
-            }
+        if path.extension().is_some_and(|e| e == "jsonl") {
+            all.extend(load_file(&path)?);
         }
     }
     all.sort_by_key(|r| (r.t_ns, r.node, r.incarnation));
     Ok(all)
+}
+
+/// Reads one history file in file order. A missing file is an empty history (the writer
+/// never started); a torn last line (a writer killed mid-write) is skipped; any other bad
+/// line is an error naming the file and line.
+pub fn load_file(path: &Path) -> Result<Vec<Record>, String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = Vec::with_capacity(lines.len());
+    for (i, line) in lines.iter().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match Record::from_line(line) {
+            Ok(r) => out.push(r),
+            Err(e) if i + 1 == lines.len() => {
+                eprintln!("{}: ignoring torn last line: {e}", path.display())
+            }
+            Err(e) => return Err(format!("{}:{}: {e}", path.display(), i + 1)),
+        }
+    }
+    Ok(out)
 }
 
 /// A view's identity: epoch, coordinator, and the coordinator's incarnation.

@@ -22,9 +22,9 @@ fn netns_lab(name: &str, n: u32) -> LabGuard {
 
 /// The lab's fault records, as `what` strings in order.
 fn faults_recorded(g: &LabGuard) -> Vec<String> {
-    let text = std::fs::read_to_string(g.lab.lab_history_path()).unwrap_or_default();
-    text.lines()
-        .filter_map(|l| libcluster::history::Record::from_line(l).ok())
+    checker::load_file(&g.lab.lab_history_path())
+        .unwrap()
+        .into_iter()
         .filter_map(|r| match r.event {
             libcluster::history::Event::Fault { what, .. } => Some(what),
             _ => None,

@@ -89,9 +89,9 @@ fn cmand_pid(dir: &Path, node: &str) -> Option<i32> {
 }
 
 fn power_records(dir: &Path) -> Vec<(u32, String)> {
-    let text = std::fs::read_to_string(dir.join("history/lab.jsonl")).unwrap_or_default();
-    text.lines()
-        .filter_map(|l| libcluster::history::Record::from_line(l).ok())
+    clusterlab::checker::load_file(&dir.join("history/lab.jsonl"))
+        .unwrap()
+        .into_iter()
         .filter_map(|r| match r.event {
             libcluster::history::Event::Fault {
                 target: Some(t),

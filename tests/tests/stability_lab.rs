@@ -8,7 +8,7 @@
 use clusterlab::lab::{binaries_present, simple_config, test_lab_dir, test_up};
 use clusterlab::procs::{spawn_detached, ProcRecord};
 use clusterlab::state::LabState;
-use libcluster::history::{Event, Record};
+use libcluster::history::Event;
 use std::process::Command;
 use std::time::Duration;
 
@@ -18,10 +18,9 @@ fn views_after(lab: &LabState, t0: u64) -> usize {
     lab.nodes
         .iter()
         .map(|n| {
-            std::fs::read_to_string(lab.history_dir().join(format!("{}.jsonl", n.name)))
-                .unwrap_or_default()
-                .lines()
-                .filter_map(|l| Record::from_line(l).ok())
+            clusterlab::checker::load_file(&lab.history_dir().join(format!("{}.jsonl", n.name)))
+                .unwrap()
+                .into_iter()
                 .filter(|r| r.t_ns > t0 && matches!(r.event, Event::View { .. }))
                 .count()
         })
