@@ -180,7 +180,7 @@ impl Shell {
         let disallowed = s
             .nodes
             .iter()
-            .filter(|n| n.state == membership::NodeState::Expelled)
+            .filter(|n| n.state == membership::NodeState::Expelled && self.is_disallowed(n.id))
             .map(|n| self.name_of(n.id))
             .collect();
         let mut counters = self.counters.clone();
@@ -260,9 +260,10 @@ impl Shell {
                 membership::NodeState::Member => NodeState::Member,
                 membership::NodeState::Joining => NodeState::Joining,
                 membership::NodeState::Dead | membership::NodeState::Killed => NodeState::Dead,
-                // The core reports Expelled only while the node is still heard at the
-                // incarnation the cluster removed: cman's "disallowed".
-                membership::NodeState::Expelled => NodeState::Disallowed,
+                membership::NodeState::Expelled if self.is_disallowed(n.id) => {
+                    NodeState::Disallowed
+                }
+                membership::NodeState::Expelled => NodeState::Dead,
                 membership::NodeState::Left => NodeState::Leaving,
             };
             let joined = if state == NodeState::Member {

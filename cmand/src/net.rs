@@ -60,6 +60,8 @@ impl Shell {
             );
             return self.dropped("wrong_address", from, &why);
         }
+        self.last_heard
+            .insert(h.sender, (h.incarnation, Instant::now()));
         self.input(Input::Message {
             from: h.sender,
             incarnation: h.incarnation,
@@ -80,6 +82,20 @@ impl Shell {
             self.last_drop_log = Some(now);
             self.drops_unlogged = 0;
         }
+    }
+
+    /// cman's "disallowed": a node the cluster expelled that is still (or again) sending
+    /// at the expelled incarnation (heard within two heartbeat periods: a live node beats
+    /// every period). An expelled node that went quiet is simply dead.
+    pub(crate) fn is_disallowed(&self, id: NodeId) -> bool {
+        let recent = Duration::from_millis(2 * self.core.timing().heartbeat_ms);
+        self.core.expelled().iter().any(|(n, inc)| {
+            *n == id
+                && self
+                    .last_heard
+                    .get(&id)
+                    .is_some_and(|(heard, at)| heard <= inc && at.elapsed() < recent)
+        })
     }
 
     pub(crate) fn on_resolved(&mut self, found: BTreeMap<String, IpAddr>) {

@@ -178,6 +178,8 @@ pub struct Shell {
     pub(crate) view: Option<ViewId>,
     pub(crate) view_members: Vec<(NodeId, u64)>,
     pub(crate) joined_at: BTreeMap<NodeId, i64>,
+    /// Last authenticated frame from each node: its incarnation and when.
+    pub(crate) last_heard: BTreeMap<NodeId, (u64, Instant)>,
     pub(crate) quorate: bool,
     pub(crate) qdisk_joined: Option<i64>,
     pub(crate) qdisk_pid: Option<u32>,
@@ -266,6 +268,7 @@ impl Shell {
             view: None,
             view_members: Vec::new(),
             joined_at: BTreeMap::new(),
+            last_heard: BTreeMap::new(),
             quorate: false,
             qdisk_joined: None,
             qdisk_pid: None,
