@@ -80,6 +80,29 @@ pub enum Event {
         /// What was done.
         what: String,
     },
+    /// fenced on the master: a victim's fencing completed (`how`: `agent`, `member`,
+    /// `override`, `external`).
+    Fenced {
+        /// The victim's node id.
+        victim: u32,
+        /// The victim's incarnation when it failed.
+        victim_incarnation: u64,
+        /// How it completed.
+        how: String,
+        /// The method that succeeded, if an agent did it.
+        method: Option<String>,
+        /// The last device of that method.
+        device: Option<String>,
+    },
+    /// fenced on the master: one pass through a victim's methods ended.
+    FenceAttempt {
+        /// The victim's node id.
+        victim: u32,
+        /// The victim's incarnation when it failed.
+        victim_incarnation: u64,
+        /// Whether a method succeeded.
+        success: bool,
+    },
 }
 
 impl Record {

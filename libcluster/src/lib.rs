@@ -18,11 +18,13 @@
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod fence;
 pub mod files;
 pub mod history;
 pub mod ipc;
 pub mod membership;
 pub mod quorum;
+pub mod rgmanager;
 pub mod sim;
 pub mod types;
 pub mod wire;

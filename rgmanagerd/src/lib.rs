@@ -1,1 +1,8 @@
-//! `rgmanagerd`: not built yet; see the project's issues. This crate only reserves its place in the workspace.
+//! rgmanagerd: places and recovers VM services; hypervisor drivers and VM definitions.
+//!
+//! - [`driver`]: the hypervisor drivers (`qemu` through QMP, `virsh`, `xl`) behind one trait.
+//! - [`vmdef`]: VM definitions read from a vm resource's `path` directories (xm-style files
+//!   and a plain QEMU format).
+
+pub mod driver;
+pub mod vmdef;

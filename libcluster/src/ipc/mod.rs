@@ -36,6 +36,7 @@
 mod access;
 pub mod cman;
 mod error;
+pub mod fence;
 mod frame;
 
 pub use access::{permits, Access, ApiRequest, Peer};

@@ -1,0 +1,1 @@
+//! Fence agents: the agent side of the standard protocol, and our agents.

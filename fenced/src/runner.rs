@@ -1,0 +1,1 @@
+//! Running fence agents: search path, name=value lines on stdin, a timeout per call.

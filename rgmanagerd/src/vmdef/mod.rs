@@ -1,0 +1,1 @@
+//! VM definitions: xm-style files and a plain QEMU format.
