@@ -131,6 +131,7 @@ pub fn run(opts: &JepsenOptions) -> Result<(Verdict, PathBuf), String> {
         network: opts.network,
         // If the runner dies, `clusterlab gc` tears the lab down.
         owned: true,
+        stack: lab::Stack::Membership,
     };
     let state = match lab::up_with(&up, &lab_opts) {
         Ok(s) => s,

@@ -39,8 +39,32 @@ use std::process::Command;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-/// The daemons every lab node runs, in start order. Grows as the project grows.
-pub const DAEMONS: &[&str] = &["cmand"];
+/// Which daemons a lab's nodes run, in start order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Stack {
+    /// cmand only: membership, quorum and group messaging (the membership tests).
+    #[default]
+    Membership,
+    /// cmand and fenced: nodes that fail are fenced through the lab's power switch, and
+    /// nodes without a `<fence>` section get the lab's APC outlet (method 1) and manual
+    /// fencing (method 2) wired into their copy of cluster.conf.
+    Fencing,
+}
+
+impl Stack {
+    /// The daemons, in start order.
+    pub fn daemons(self) -> &'static [&'static str] {
+        match self {
+            Stack::Membership => &["cmand"],
+            Stack::Fencing => &["cmand", "fenced"],
+        }
+    }
+
+    /// Whether the lab wires fencing into the nodes' configuration.
+    pub fn fencing(self) -> bool {
+        self != Stack::Membership
+    }
+}
 
 /// How `up` was asked to build the lab.
 #[derive(Clone, Debug)]
@@ -79,6 +103,8 @@ pub struct LabOptions {
     /// the lab down (tests and `up --hold` set this; a plain `clusterlab up` lab lives
     /// until `down`).
     pub owned: bool,
+    /// Which daemons the nodes run.
+    pub stack: Stack,
 }
 
 /// The directory of the running executable's siblings: where cargo put the other binaries.
@@ -255,6 +281,12 @@ fn build(
                 start_time,
             }),
         power_switch: None,
+        daemons: lab_opts
+            .stack
+            .daemons()
+            .iter()
+            .map(|d| d.to_string())
+            .collect(),
         nodes,
     };
     lab.save().map_err(|e| e.to_string())?;
@@ -280,7 +312,12 @@ fn start_all(lab: &mut LabState, conf: &config::ClusterConf) -> Result<(), Strin
     lab.save().map_err(|e| e.to_string())?;
     let switch = switch?;
     let host = lab_host_addr(lab)?;
-    let text = labconf::lab_config(conf, &switch, host);
+    let mut conf = conf.clone();
+    if lab.daemons.iter().any(|d| d == "fenced") {
+        let outlets: BTreeMap<u32, u32> = lab.nodes.iter().map(|n| (n.nodeid, n.outlet)).collect();
+        labconf::wire_fencing(&mut conf, &outlets);
+    }
+    let text = labconf::lab_config(&conf, &switch, host);
     let subnet = match lab.mode {
         LabMode::Netns => Some(lab_net(lab)?.subnet()),
         LabMode::Loopback => None,
@@ -414,13 +451,13 @@ pub fn start_node_locked(lab: &mut LabState, node: &str) -> Result<(), String> {
     let n = lab
         .node_mut(node)
         .ok_or_else(|| format!("no node {node} in this lab"))?;
-    for daemon in DAEMONS {
-        if n.daemons.get(*daemon).is_some_and(ProcRecord::alive) {
+    for daemon in &snapshot.daemons {
+        if n.daemons.get(daemon).is_some_and(ProcRecord::alive) {
             continue;
         }
         let mut cmd = node_command(&snapshot, n, snapshot.bin_dir.join(daemon));
         cmd.arg("-f");
-        if snapshot.realtime && *daemon == "cmand" {
+        if snapshot.realtime && daemon == "cmand" {
             cmd.arg("--realtime");
         }
         let log = n.log_path(daemon);
@@ -705,6 +742,7 @@ pub fn test_up_with(dir: &Path, conf: &Path, realtime: bool, network: Network) -
     let lab_opts = LabOptions {
         network,
         owned: true,
+        stack: Stack::Membership,
     };
     match up_with(&opts, &lab_opts) {
         Ok(lab) => LabGuard { lab },

@@ -80,8 +80,16 @@ pub struct LabState {
     /// The APC power switch simulator, once started.
     #[serde(default)]
     pub power_switch: Option<PowerSwitch>,
+    /// The daemons every node runs, in start order (`cmand`, then `fenced`, ...).
+    #[serde(default = "membership_daemons")]
+    pub daemons: Vec<String>,
     /// One entry per clusternode, in nodeid order.
     pub nodes: Vec<LabNode>,
+}
+
+/// What a lab recorded before daemons were listed ran: cmand only.
+fn membership_daemons() -> Vec<String> {
+    vec!["cmand".to_string()]
 }
 
 /// One lab host.

@@ -115,6 +115,7 @@ fn a_config_naming_a_real_world_address_is_refused_and_leaves_nothing() {
     let lab_opts = lab::LabOptions {
         network: Network::Netns,
         owned: true,
+        stack: lab::Stack::Membership,
     };
     let err = lab::up_with(&opts, &lab_opts).expect_err("up must refuse the config");
     assert!(

@@ -9,6 +9,9 @@
 //! - then [`check_addresses`] refuses the text if any IPv4 literal outside 127.0.0.0/8, the
 //!   lab subnet and multicast (224.0.0.0/4, which stays on the lab's bridge) remains.
 //!
+//! - with fenced in the lab, nodes without a `<fence>` section get the lab's outlet and
+//!   manual fencing ([`wire_fencing`]);
+//!
 //! The outlet that powers a node is the `port` of its first `fence_apc` device (per-node
 //! `<device port=>`, else the `<fencedevice port=>`), else its node id.
 
@@ -126,6 +129,54 @@ fn replace_addresses(text: &str, to: Ipv4Addr) -> String {
     out
 }
 
+/// The fence device the lab adds for its switch.
+pub const LAB_APC_DEVICE: &str = "lab-apc";
+/// The manual fence device the lab adds as every node's second method.
+pub const LAB_MANUAL_DEVICE: &str = "lab-manual";
+
+/// Gives every node that has no `<fence>` section the reference deployment's two methods
+/// (reference/ section 7.3): method "1" = its outlet on the lab's APC switch (`reboot`),
+/// method "2" = manual fencing. Nodes that already name methods keep them. `outlets` maps
+/// node ids to outlets; a node missing there uses its id.
+pub fn wire_fencing(conf: &mut ClusterConf, outlets: &BTreeMap<u32, u32>) {
+    if conf.clusternodes.iter().all(|n| !n.fence.is_empty()) {
+        return;
+    }
+    let device = |name: &str, agent: &str| config::FenceDevice {
+        origin: Default::default(),
+        name: name.to_string(),
+        agent: agent.to_string(),
+        args: Vec::new(),
+    };
+    if conf.fencedevice(LAB_APC_DEVICE).is_none() {
+        conf.fencedevices.push(device(LAB_APC_DEVICE, APC_AGENT));
+    }
+    if conf.fencedevice(LAB_MANUAL_DEVICE).is_none() {
+        conf.fencedevices
+            .push(device(LAB_MANUAL_DEVICE, "fence_manual"));
+    }
+    for n in conf.clusternodes.iter_mut().filter(|n| n.fence.is_empty()) {
+        let outlet = outlets.get(&n.nodeid.0).copied().unwrap_or(n.nodeid.0);
+        let method = |name: &str, dev: &str, args: Vec<(String, String)>| config::FenceMethod {
+            origin: Default::default(),
+            name: name.to_string(),
+            devices: vec![config::DeviceRef {
+                origin: Default::default(),
+                name: dev.to_string(),
+                args,
+            }],
+        };
+        n.fence = vec![
+            method("1", LAB_APC_DEVICE, vec![("port".into(), outlet.to_string())]),
+            method(
+                "2",
+                LAB_MANUAL_DEVICE,
+                vec![("nodename".into(), n.name.clone())],
+            ),
+        ];
+    }
+}
+
 /// The configuration rewritten for the lab (see the module doc), as cluster.conf text.
 pub fn lab_config(conf: &ClusterConf, sw: &PowerSwitch, host: Ipv4Addr) -> String {
     let mut c = conf.clone();
@@ -224,6 +275,31 @@ mod tests {
         config::parse(REFERENCE, "dom0cluster1.conf")
             .unwrap()
             .config
+    }
+
+    #[test]
+    fn nodes_without_fencing_get_the_lab_outlet_then_manual_and_others_keep_theirs() {
+        let mut c = config::parse(&crate::lab::simple_config("t", 3, false, 1), "t.conf")
+            .unwrap()
+            .config;
+        wire_fencing(&mut c, &BTreeMap::from([(2, 7)]));
+        let text = lab_config(&c, &switch(), Ipv4Addr::new(10, 250, 7, 254));
+        let back = config::parse(&text, "lab.conf")
+            .unwrap_or_else(|e| panic!("{e}\n{text}"))
+            .config;
+        let n2 = back.node_by_id(libcluster::NodeId(2)).unwrap();
+        assert_eq!(n2.fence.len(), 2);
+        assert_eq!(n2.fence[0].devices[0].name, LAB_APC_DEVICE);
+        assert_eq!(n2.fence[0].devices[0].arg("port"), Some("7"));
+        assert_eq!(n2.fence[1].devices[0].name, LAB_MANUAL_DEVICE);
+        let apc = back.fencedevice(LAB_APC_DEVICE).unwrap();
+        assert_eq!(apc.arg("ipaddr"), Some("10.250.7.254"));
+        assert_eq!(node_outlets(&back).unwrap().get(&1), Some(&1));
+        // The reference config names its own methods: nothing is added.
+        let mut r = reference();
+        let before = r.clone();
+        wire_fencing(&mut r, &BTreeMap::new());
+        assert_eq!(r, before);
     }
 
     #[test]
