@@ -94,6 +94,14 @@ pub enum Event {
         /// The last device of that method.
         device: Option<String>,
     },
+    /// fenced on the master: it starts a pass through a victim's methods (written before
+    /// the first agent runs, so checkers can judge the quorum it decided with).
+    FenceStart {
+        /// The victim's node id.
+        victim: u32,
+        /// The victim's incarnation when it failed.
+        victim_incarnation: u64,
+    },
     /// fenced on the master: one pass through a victim's methods ended.
     FenceAttempt {
         /// The victim's node id.
