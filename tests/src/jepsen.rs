@@ -16,6 +16,7 @@
 
 pub mod check;
 pub mod faults;
+pub mod fencing;
 pub mod schedule;
 pub mod verdict;
 

@@ -185,6 +185,26 @@ pub fn judge(verdict: &mut Verdict, h: &[Record], log: Option<&WorkloadLog>, two
         name: "quorum",
         outcome: q1,
     });
+    if h.iter().any(|r| r.daemon == "fenced") {
+        verdict.checks.push(CheckLine {
+            id: "F1",
+            name: "fenced means dead",
+            outcome: super::fencing::fenced_means_dead(h)
+                .map(|n| format!("{n} fencings, no victim ran after")),
+        });
+        verdict.checks.push(CheckLine {
+            id: "F2",
+            name: "fencing needs quorum",
+            outcome: super::fencing::fencing_needs_quorum(h)
+                .map(|n| format!("{n} fence starts, all quorate")),
+        });
+        verdict.checks.push(CheckLine {
+            id: "F3",
+            name: "each failure fenced once",
+            outcome: super::fencing::fenced_once(h)
+                .map(|n| format!("{n} failures, each completed once")),
+        });
+    }
     let joins = check::join_generations(log);
     verdict.checks.push(CheckLine {
         id: "M3",

@@ -167,7 +167,11 @@ pub fn wire_fencing(conf: &mut ClusterConf, outlets: &BTreeMap<u32, u32>) {
             }],
         };
         n.fence = vec![
-            method("1", LAB_APC_DEVICE, vec![("port".into(), outlet.to_string())]),
+            method(
+                "1",
+                LAB_APC_DEVICE,
+                vec![("port".into(), outlet.to_string())],
+            ),
             method(
                 "2",
                 LAB_MANUAL_DEVICE,
