@@ -54,6 +54,9 @@ pub struct JepsenOptions {
     pub workload: workload::Options,
     /// Which network the lab is built on (namespaces when root, by default).
     pub network: Network,
+    /// Which daemons the nodes run: with fenced, failed nodes are fenced through the lab's
+    /// switch and the fencing checks (F1, F2, F3) join the verdict.
+    pub stack: lab::Stack,
 }
 
 impl JepsenOptions {
@@ -70,6 +73,7 @@ impl JepsenOptions {
             converge_timeout: Duration::from_secs(120),
             workload: workload::Options::default(),
             network: Network::Auto,
+            stack: lab::Stack::Membership,
         }
     }
 }
@@ -132,7 +136,7 @@ pub fn run(opts: &JepsenOptions) -> Result<(Verdict, PathBuf), String> {
         network: opts.network,
         // If the runner dies, `clusterlab gc` tears the lab down.
         owned: true,
-        stack: lab::Stack::Membership,
+        stack: opts.stack,
     };
     let state = match lab::up_with(&up, &lab_opts) {
         Ok(s) => s,

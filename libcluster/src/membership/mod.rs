@@ -159,6 +159,7 @@ impl Membership {
                     generation: 0,
                     votes: cfg.expected_votes,
                 },
+                seen_all: false,
                 state: None,
                 qdisk: None,
             },

@@ -21,6 +21,11 @@ pub(super) struct Glue {
     pub expected: ExpectedVotes,
     pub state: Option<QuorumState>,
     pub qdisk: Option<Qdisk>,
+    /// two_node's wait-for-all: set once this incarnation installed a view holding both
+    /// nodes (or an administrator set expected votes). Until then a lone two_node member
+    /// is not quorate, so a node that boots cut off from its peer (after being fenced in a
+    /// partition, say) cannot run services beside it or fence it at start-up.
+    pub seen_all: bool,
 }
 
 impl Membership {
@@ -58,13 +63,17 @@ impl Membership {
         allow_decrease: bool,
     ) -> QuorumState {
         let mv = self.member_votes(members, expected);
-        quorum::compute(&QuorumInput {
+        let mut s = quorum::compute(&QuorumInput {
             members: &mv,
             qdisk_votes: self.qdisk_votes(),
             two_node: self.two_node,
             previous_quorum: self.quorum.state.map_or(0, |s| s.quorum),
             allow_decrease,
-        })
+        });
+        if self.two_node && !self.quorum.seen_all && members.len() < 2 {
+            s.quorate = false;
+        }
+        s
     }
 
     /// Whether a view of `members` would be quorate from this node's standpoint.
@@ -88,6 +97,9 @@ impl Membership {
             return;
         };
         let members = inst.members.clone();
+        if members.len() >= 2 {
+            self.quorum.seen_all = true;
+        }
         let s = self.compute_for(&members, self.quorum.expected.votes, allow_decrease);
         if self.quorum.state != Some(s) {
             if self.quorum.state.is_some_and(|o| o.quorate) && !s.quorate {
@@ -124,6 +136,8 @@ impl Membership {
             generation: self.quorum.expected.generation.saturating_add(1),
             votes,
         };
+        // `cman_tool expected` is the administrator's word that the lone node may go on.
+        self.quorum.seen_all = true;
         self.recompute_quorum(true, out);
     }
 

@@ -404,6 +404,30 @@ fn two_node_split_lower_id_kills_the_higher() {
 }
 
 #[test]
+fn a_two_node_member_that_never_saw_its_peer_waits_for_it_before_quorum() {
+    let mut lab = Lab::with(2, |mut c| {
+        c.two_node = true;
+        c.expected_votes = 1;
+        c
+    });
+    lab.partition(&[1], &[2]);
+    lab.run_until(Millis(3000));
+    assert!(
+        !lab.quorate(1) && !lab.quorate(2),
+        "a lone two_node member that never saw its peer is not quorate"
+    );
+    lab.heal();
+    lab.run_until(Millis(5000));
+    assert!(lab.quorate(1) && lab.quorate(2));
+    lab.partition(&[1], &[2]);
+    lab.run_until(Millis(7000));
+    assert!(
+        lab.quorate(1) || lab.quorate(2),
+        "after seeing each other, a split leaves two_node halves quorate"
+    );
+}
+
+#[test]
 fn kill_node_request_makes_the_target_exit() {
     let mut lab = Lab::new(3);
     lab.run_until(Millis(2000));

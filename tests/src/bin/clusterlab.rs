@@ -155,6 +155,10 @@ enum Cmd {
         /// Keep the lab directory after a passing run.
         #[arg(long)]
         keep: bool,
+        /// Run fenced too: failed nodes are fenced through the lab's switch, and the
+        /// fencing checks (F1, F2, F3) join the verdict.
+        #[arg(long)]
+        fencing: bool,
     },
     /// Run the checkers (M1, Q1, M3, N1, N2) on an existing lab's history; print the verdict.
     Check {
@@ -295,12 +299,16 @@ fn run(cli: Cli) -> Result<(), String> {
             nemesis,
             dir,
             keep,
+            fencing,
         } => {
             use clusterlab::jepsen;
             let mut opts = jepsen::JepsenOptions::new(config, seed, jepsen::parse_duration(&time)?);
             opts.nemesis = jepsen::schedule::parse_kinds(&nemesis)?;
             opts.dir = dir;
             opts.keep = keep;
+            if fencing {
+                opts.stack = lab::Stack::Fencing;
+            }
             let (verdict, dir) = jepsen::run(&opts)?;
             print!("{}", verdict.table());
             println!("  lab dir     {}", dir.display());
