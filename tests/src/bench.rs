@@ -5,6 +5,9 @@
 //! detection time = the latest survivor's first view without the victim, minus the instant
 //! just before the lab sent SIGKILL.
 
+mod fencing;
+pub use fencing::{fencing, fencing_table, FencingBench};
+
 use crate::lab::{self, simple_config, wait_for_view, LabGuard, UpOptions};
 use crate::state::LabState;
 use libcluster::history::{Event, Record};

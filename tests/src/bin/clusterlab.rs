@@ -112,7 +112,7 @@ enum Cmd {
     },
     /// Measure the cluster: `membership` (formation, failure detection, idle cost).
     Bench {
-        /// What to measure: membership.
+        /// What to measure: membership, fencing.
         what: String,
         /// Where the benchmark's labs live (default: a directory under the temp dir).
         #[arg(long)]
@@ -269,12 +269,32 @@ fn run(cli: Cli) -> Result<(), String> {
             realtime,
             json,
         } => {
-            if what != "membership" {
-                return Err(format!("unknown benchmark {what}; known: membership"));
-            }
             let base = dir.unwrap_or_else(|| {
                 std::env::temp_dir().join(format!("clusterlab-bench-{}", std::process::id()))
             });
+            if what == "fencing" {
+                let n = sizes
+                    .first()
+                    .copied()
+                    .filter(|_| sizes.len() == 1)
+                    .unwrap_or(3);
+                let b = clusterlab::bench::fencing(&base, n, runs)?;
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&b).map_err(|e| e.to_string())?
+                    );
+                } else {
+                    print!("{}", clusterlab::bench::fencing_table(&b));
+                }
+                let _ = std::fs::remove_dir_all(&base);
+                return Ok(());
+            }
+            if what != "membership" {
+                return Err(format!(
+                    "unknown benchmark {what}; known: membership, fencing"
+                ));
+            }
             let b = clusterlab::bench::membership(
                 &base,
                 &sizes,
