@@ -17,6 +17,7 @@
 mod client;
 mod conn;
 mod creds;
+pub mod history;
 pub mod logging;
 mod server;
 

@@ -139,7 +139,7 @@ async fn serve(opts: Options) -> Result<Exit, DaemonError> {
     let sock = io::udp::bind(addr).map_err(|source| DaemonError::Bind { addr, source })?;
     let history = match &opts.history {
         Some(path) => Some(
-            History::open(path, me.0, setup.incarnation).map_err(|source| {
+            History::open(path, "cmand", me.0, setup.incarnation).map_err(|source| {
                 DaemonError::History {
                     path: path.clone(),
                     source,
