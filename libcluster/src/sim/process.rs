@@ -1,5 +1,6 @@
 //! The contract between the simulator and a node: [`Process`] and its [`Ctx`].
 
+use super::fault::Fault;
 use crate::{Millis, NodeId};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use std::fmt::Debug;
@@ -46,13 +47,16 @@ pub trait Process {
     fn next_deadline(&self) -> Option<Millis>;
 }
 
-/// What one call into a node produced: messages to send and events to record, in order.
+/// What one call into a node produced: messages to send, events to record and faults the
+/// node asked the world to inflict, in order.
 #[derive(Debug)]
 pub struct Outbox<M, E> {
     /// Messages to send, with their destination, in the order they were sent.
     pub sends: Vec<(NodeId, M)>,
     /// Events emitted, in order.
     pub events: Vec<E>,
+    /// Faults requested through [`Ctx::schedule_fault`], with the time they take effect.
+    pub faults: Vec<(Millis, Fault)>,
 }
 
 impl<M, E> Default for Outbox<M, E> {
@@ -60,6 +64,7 @@ impl<M, E> Default for Outbox<M, E> {
         Outbox {
             sends: Vec::new(),
             events: Vec::new(),
+            faults: Vec::new(),
         }
     }
 }
@@ -124,6 +129,16 @@ impl<'a, P: Process + ?Sized> Ctx<'a, P> {
     pub fn emit(&mut self, event: P::Event) {
         self.outbox.events.push(event);
     }
+
+    /// Asks the simulator to apply `fault` at `at` (a time already past means now, after the
+    /// current step). This models effects a node has on the world outside the network: a
+    /// fence agent powering another node off through a simulated switch, a supervisor
+    /// restarting this node's daemon after it exits. The fault is queued when this call
+    /// returns, so it runs after the events already due at `at` and is recorded in the
+    /// fault log and the trace hash like a scheduled one.
+    pub fn schedule_fault(&mut self, at: Millis, fault: Fault) {
+        self.outbox.faults.push((at, fault));
+    }
 }
 
 /// One event in the history: what a node emitted, when, and from which incarnation.
@@ -137,4 +152,57 @@ pub struct Emitted<E> {
     pub incarnation: u64,
     /// The event itself.
     pub event: E,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::{NodeStatus, Sim, SimConfig};
+
+    /// Node 1 "powers off" node 2 at 100 ms and asks for its restart at 300 ms.
+    struct Switcher;
+
+    impl Process for Switcher {
+        type Msg = ();
+        type Input = ();
+        type Event = u64;
+
+        fn on_start(&mut self, ctx: &mut Ctx<'_, Self>) {
+            ctx.emit(ctx.incarnation);
+        }
+        fn on_message(&mut self, _: &mut Ctx<'_, Self>, _: NodeId, _: ()) {}
+        fn on_input(&mut self, ctx: &mut Ctx<'_, Self>, _: ()) {
+            ctx.schedule_fault(ctx.now, Fault::Crash(NodeId(2)));
+            ctx.schedule_fault(ctx.now.plus(200), Fault::Restart(NodeId(2)));
+        }
+        fn on_timer(&mut self, _: &mut Ctx<'_, Self>) {}
+        fn next_deadline(&self) -> Option<Millis> {
+            None
+        }
+    }
+
+    #[test]
+    fn a_fault_requested_by_a_node_takes_effect_at_its_time_and_replays() {
+        let run = || {
+            let mut sim = Sim::new(SimConfig::new(4, 2), |_, _| Switcher);
+            sim.input(Millis(100), NodeId(1), ());
+            sim.run_to(Millis(100)).unwrap();
+            let down = sim.view().nodes().find(|n| n.id == NodeId(2)).unwrap();
+            assert_eq!(down.status, NodeStatus::Down, "crashed in the same instant");
+            sim.run_to(Millis(299)).unwrap();
+            assert!(sim.view().core(NodeId(2)).is_none(), "not restarted early");
+            sim.run_to(Millis(300)).unwrap();
+            let up = sim.view().nodes().find(|n| n.id == NodeId(2)).unwrap();
+            assert_eq!((up.status, up.incarnation), (NodeStatus::Up, 2));
+            assert_eq!(
+                sim.view().fault_log()[2..],
+                [
+                    (Millis(100), Fault::Crash(NodeId(2))),
+                    (Millis(300), Fault::Restart(NodeId(2)))
+                ]
+            );
+            sim.trace_hash()
+        };
+        assert_eq!(run(), run());
+    }
 }

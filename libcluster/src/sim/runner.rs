@@ -428,6 +428,12 @@ impl<P: Process> Sim<P> {
         for (to, msg) in outbox.sends.drain(..) {
             self.send(id, to, msg);
         }
+        for (at, fault) in outbox.faults.drain(..) {
+            let at = at.max(now);
+            let _ = write!(self.hash, "r{} {id} {}:{fault:?};", now.0, at.0);
+            debug!(at = %at, ?fault, "fault requested by node");
+            self.push(at, Pending::Fault(fault));
+        }
         self.outbox = outbox;
     }
 
