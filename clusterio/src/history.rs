@@ -77,7 +77,8 @@ mod tests {
 
     #[test]
     fn records_are_appended_as_parseable_lines_in_clock_order() {
-        let path = std::env::temp_dir().join(format!("clusterio-hist-{}.jsonl", std::process::id()));
+        let path =
+            std::env::temp_dir().join(format!("clusterio-hist-{}.jsonl", std::process::id()));
         let _ = std::fs::remove_file(&path);
         std::fs::write(&path, "").unwrap();
         let mut h = History::open(&path, "cmand", 3, 42).unwrap();

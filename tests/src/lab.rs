@@ -456,7 +456,10 @@ pub fn start_node_locked(lab: &mut LabState, node: &str) -> Result<(), String> {
             continue;
         }
         let mut cmd = node_command(&snapshot, n, snapshot.bin_dir.join(daemon));
-        cmd.arg("-f");
+        if daemon == "cmand" {
+            // fenced's -f is post_fail_delay, as the original's; it always stays in front.
+            cmd.arg("-f");
+        }
         if snapshot.realtime && daemon == "cmand" {
             cmd.arg("--realtime");
         }
