@@ -735,6 +735,17 @@ pub fn test_up(dir: &Path, conf: &Path, realtime: bool) -> LabGuard {
 
 /// For tests: [`test_up`] on a chosen network.
 pub fn test_up_with(dir: &Path, conf: &Path, realtime: bool, network: Network) -> LabGuard {
+    test_up_stack(dir, conf, realtime, network, Stack::Membership)
+}
+
+/// For tests: [`test_up_with`] running a chosen set of daemons.
+pub fn test_up_stack(
+    dir: &Path,
+    conf: &Path,
+    realtime: bool,
+    network: Network,
+    stack: Stack,
+) -> LabGuard {
     let opts = UpOptions {
         config: conf.to_path_buf(),
         dir: dir.to_path_buf(),
@@ -745,7 +756,7 @@ pub fn test_up_with(dir: &Path, conf: &Path, realtime: bool, network: Network) -
     let lab_opts = LabOptions {
         network,
         owned: true,
-        stack: Stack::Membership,
+        stack,
     };
     match up_with(&opts, &lab_opts) {
         Ok(lab) => LabGuard { lab },
