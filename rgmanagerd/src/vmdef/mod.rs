@@ -29,6 +29,7 @@ use std::path::{Path, PathBuf};
 
 pub use lookup::{exists_in, find, load_for_vm, Found};
 pub use syntax::{Item, Pos, Value};
+pub use xm::name_is_usable;
 
 /// Which text format a definition came from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]

@@ -271,7 +271,7 @@ fn end_of(text: &str) -> Pos {
 
 /// Whether a guest name can name files and QEMU processes: letters, digits, `.`, `-`,
 /// `_`, `+`, `@`, `:` excluded (it separates `path` entries), not starting with `.`.
-pub(crate) fn name_is_usable(name: &str) -> bool {
+pub fn name_is_usable(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 128
         && !name.starts_with('.')
