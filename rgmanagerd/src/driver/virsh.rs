@@ -546,4 +546,29 @@ mod tests {
         );
         assert_eq!(d.status("ghost").await.unwrap(), VmState::Stopped);
     }
+
+    /// Real virsh against libvirt's built-in test driver (`test:///default`, no daemon:
+    /// one running domain named `test`). Skipped with a reason where virsh is absent,
+    /// CI included: libvirt is not installed there.
+    #[tokio::test]
+    async fn real_virsh_reads_the_test_drivers_running_domain() {
+        let present = std::process::Command::new("virsh")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !present {
+            eprintln!("real_virsh: skipped: virsh is not installed");
+            return;
+        }
+        let mut opts = VirshOptions::new(VirshHypervisor::Qemu);
+        opts.hypervisor_uri = Some("test:///default".into());
+        let d = VirshDriver::new(opts);
+        assert_eq!(d.status("test").await.unwrap(), VmState::Running);
+        assert_eq!(d.status("no-such-domain").await.unwrap(), VmState::Stopped);
+        assert!(d
+            .list()
+            .await
+            .unwrap()
+            .contains(&("test".to_string(), VmState::Running)));
+    }
 }
