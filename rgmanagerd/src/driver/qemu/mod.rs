@@ -20,7 +20,11 @@
 //! over QMP. `-machine accel=kvm:tcg` uses KVM when it works and TCG otherwise.
 
 pub mod args;
+mod migrate;
 mod process;
+
+use migrate::incoming_port;
+pub use migrate::stats_of;
 
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
@@ -31,8 +35,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::{json, Value};
-use tokio::time::Instant;
+use serde_json::Value;
 use tracing::{debug, info, warn};
 
 use self::args::{command_line, ArgOptions, HostFacts, VmPaths};
@@ -97,30 +100,6 @@ pub fn state_of(status: &str) -> VmState {
         // lingers but the guest runs nowhere here.
         "postmigrate" | "shutdown" => VmState::Stopped,
         other => VmState::Failed(other.to_string()),
-    }
-}
-
-/// The figures QEMU's `query-migrate` reports for a completed migration.
-pub fn stats_of(info: &Value) -> MigrationStats {
-    let ms = |k: &str| info.get(k).and_then(Value::as_u64);
-    MigrationStats {
-        total_ms: ms("total-time").unwrap_or(0),
-        downtime_ms: ms("downtime"),
-        setup_ms: ms("setup-time"),
-        transferred_bytes: info
-            .get("ram")
-            .and_then(|r| r.get("transferred"))
-            .and_then(Value::as_u64),
-    }
-}
-
-/// The port QEMU listens on for an incoming migration (`query-migrate` on the target).
-fn incoming_port(info: &Value) -> Option<u16> {
-    let addr = info.get("socket-address")?.as_array()?.first()?;
-    match addr.get("port")? {
-        Value::String(s) => s.parse().ok(),
-        Value::Number(n) => n.as_u64().and_then(|p| u16::try_from(p).ok()),
-        _ => None,
     }
 }
 
@@ -349,76 +328,6 @@ impl QemuDriver {
             }
         }
         Ok(())
-    }
-
-    async fn migrate_locked(
-        &self,
-        name: &str,
-        paths: &VmPaths,
-        pid: u32,
-        target: &str,
-    ) -> Result<MigrationStats, DriverError> {
-        let qmp_err = |source| DriverError::Qmp {
-            vm: name.to_string(),
-            source,
-        };
-        let mut q = self.qmp(name, &paths.qmp).await?;
-        let failed = |reason: String, source_state: VmState| DriverError::MigrationFailed {
-            vm: name.to_string(),
-            reason,
-            source_state,
-        };
-        if let Err(e) = q.execute("migrate", Some(json!({ "uri": target }))).await {
-            let state = self.query_state(name, paths).await?;
-            return Err(failed(e.to_string(), state));
-        }
-        let deadline = Instant::now() + self.opts.migrate_timeout;
-        loop {
-            let info = q.execute("query-migrate", None).await.map_err(qmp_err)?;
-            let status = info.get("status").and_then(Value::as_str).unwrap_or("");
-            match status {
-                "completed" => {
-                    let stats = stats_of(&info);
-                    drop(q);
-                    info!(vm = %name, %target, total_ms = stats.total_ms,
-                          downtime_ms = stats.downtime_ms, "migration completed");
-                    self.destroy(name, paths, pid).await?;
-                    return Ok(stats);
-                }
-                "failed" | "cancelled" => {
-                    let reason = info
-                        .get("error-desc")
-                        .and_then(Value::as_str)
-                        .unwrap_or(status)
-                        .to_string();
-                    let state = self.query_state(name, paths).await?;
-                    warn!(vm = %name, %target, %reason, %state, "migration failed");
-                    return Err(failed(reason, state));
-                }
-                _ => {}
-            }
-            if Instant::now() >= deadline {
-                let _ = q.execute("migrate_cancel", None).await;
-                // Cancelling takes a moment; wait for QEMU to settle before reporting.
-                for _ in 0..500 {
-                    let info = q.execute("query-migrate", None).await.map_err(qmp_err)?;
-                    let st = info.get("status").and_then(Value::as_str).unwrap_or("");
-                    if !matches!(st, "active" | "setup" | "cancelling" | "device") {
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-                let state = self.query_state(name, paths).await?;
-                return Err(failed(
-                    format!(
-                        "not finished within {} ms, cancelled",
-                        millis(self.opts.migrate_timeout)
-                    ),
-                    state,
-                ));
-            }
-            tokio::time::sleep(self.opts.migrate_poll).await;
-        }
     }
 }
 
@@ -653,6 +562,7 @@ impl Driver for QemuDriver {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn qmp_run_states_map_onto_vm_states() {
