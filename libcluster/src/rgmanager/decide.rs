@@ -79,6 +79,9 @@ impl Engine {
     /// `consider_start` (§2.5): the least loaded node scoring BEST that the exclusive rule
     /// allows.
     fn auto_target(&self, s: ServiceIndex) -> Option<NodeId> {
+        if let Some(n) = self.work[s.0 as usize].stuck {
+            return self.members.contains(&n).then_some(n);
+        }
         let dv = self.view(s);
         let q = TargetQuery {
             dom: dv.as_ref(),
@@ -98,6 +101,10 @@ impl Engine {
         preferred: Option<NodeId>,
         exclude: Option<NodeId>,
     ) -> Option<NodeId> {
+        if let Some(n) = self.work[s.0 as usize].stuck {
+            // A failed stop left resources there: start it nowhere else.
+            return self.members.contains(&n).then_some(n);
+        }
         if let Some(t) = preferred {
             if Some(t) != exclude && self.legal(s, t) {
                 return Some(t);

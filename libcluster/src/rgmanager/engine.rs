@@ -206,6 +206,9 @@ pub(super) struct Work {
     pub(super) holds: Vec<Hold>,
     pub(super) parked: bool,
     pub(super) episode: Option<Episode>,
+    /// A stop failed on this node: the service may still hold resources there, so it keeps
+    /// occupying the node and may start only there until a stop there succeeds.
+    pub(super) stuck: Option<NodeId>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -493,10 +496,12 @@ impl Engine {
         state: ServiceState,
         out: &mut Vec<Action>,
     ) {
-        if let Some(n) = node {
-            self.vacate(s, n);
-        }
         let i = s.0 as usize;
+        if let Some(n) = node {
+            if self.work[i].stuck != Some(n) {
+                self.vacate(s, n);
+            }
+        }
         self.work[i].pending = None;
         if state != ServiceState::Recovering {
             self.work[i].episode = None;

@@ -68,6 +68,14 @@ impl Engine {
             if self.duplicates.remove(&(s, d)) {
                 continue;
             }
+            if self.work[s.0 as usize].stuck == Some(d) {
+                // It may still hold resources on the dead node: fence before any start.
+                self.work[s.0 as usize].stuck = None;
+                if !self.fenced.contains(&d) {
+                    self.add_hold(s, Hold::Fence(d));
+                    waiting += 1;
+                }
+            }
             match self.work[s.0 as usize].pending {
                 Some(Op::Migrate { from, to }) if to == d && from != d => continue,
                 Some(Op::Migrate { from, to }) if from == d => {
@@ -243,6 +251,7 @@ impl Engine {
         match (self.work[i].pending, result) {
             (Some(Op::Start { node: n, .. }), OpResult::Started) if n == node => {
                 self.work[i].pending = None;
+                self.work[i].stuck = None;
                 self.work[i].episode = None;
                 self.update(s, out, |r| {
                     r.state = ServiceState::Started;
@@ -253,9 +262,13 @@ impl Engine {
                 self.fail_and_stop(now, s, node, out);
             }
             (Some(Op::Stop { node: n, cause }), OpResult::Stopped) if n == node => {
+                if self.work[i].stuck == Some(node) {
+                    self.work[i].stuck = None;
+                }
                 self.after_stop(now, s, node, cause, out);
             }
             (Some(Op::Stop { node: n, cause }), OpResult::StopFailed) if n == node => {
+                self.work[i].stuck = Some(node);
                 if cause == StopCause::Disable {
                     warn!(service = %self.cat.service(s).name, "disabled; some resources may still be allocated");
                     self.settle(now, s, Some(node), ServiceState::Disabled, out);

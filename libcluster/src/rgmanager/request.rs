@@ -79,6 +79,9 @@ pub enum RequestError {
     Dependency,
     /// No node can run it (`RG_EFAIL` from a start that finds no target).
     NowhereToRun,
+    /// Its last owner died and is not fenced yet (`RG_EFENCE`): starting it anywhere could
+    /// run it twice (F1).
+    FencePending,
 }
 
 impl RequestError {
@@ -94,6 +97,7 @@ impl RequestError {
             RequestError::Invalid => -8,
             RequestError::NodeDown { .. } => -12,
             RequestError::Dependency => -7,
+            RequestError::FencePending => -13,
         }
     }
 }
@@ -120,6 +124,9 @@ impl fmt::Display for RequestError {
                 "operation violates a domain, exclusive or dependency rule"
             ),
             RequestError::NowhereToRun => write!(f, "no member can run the service"),
+            RequestError::FencePending => {
+                write!(f, "fencing of its last owner is pending; try again later")
+            }
         }
     }
 }
@@ -153,6 +160,14 @@ impl Engine {
         if frozen && !matches!(req, Request::Unfreeze | Request::Freeze) {
             return Err(RequestError::Frozen);
         }
+        let starts = matches!(
+            req,
+            Request::Enable { .. } | Request::Relocate { .. } | Request::Restart
+        );
+        if starts && !self.work[i].holds.is_empty() {
+            return Err(RequestError::FencePending);
+        }
+        let stuck = self.work[i].stuck;
         match req {
             Request::Freeze | Request::Unfreeze => {
                 if !matches!(
@@ -180,11 +195,9 @@ impl Engine {
                 if !self.dependency_met(s) {
                     return Err(RequestError::Dependency);
                 }
-                if !self.work[i].holds.is_empty() {
-                    return Err(RequestError::Busy { state });
-                }
-                let node = match target {
-                    Some(t) => {
+                let node = match (stuck, target) {
+                    (Some(n), _) => Some(n),
+                    (None, Some(t)) => {
                         let dv = self.view(s);
                         if score(dv.as_ref(), t, true, None) == Score::Illegal {
                             return Err(RequestError::NowhereToRun);
@@ -192,7 +205,7 @@ impl Engine {
                         // An exclusive conflict on the asked node relocates (§2.8).
                         self.user_target(s, Some(t), None)
                     }
-                    None => self.user_target(s, None, None),
+                    (None, None) => self.user_target(s, None, None),
                 };
                 let Some(node) = node else {
                     return Err(RequestError::NowhereToRun);
@@ -206,11 +219,16 @@ impl Engine {
                 self.intents[i].enabled = false;
                 match (state.occupies_owner(), owner) {
                     (true, Some(o)) => self.stop(now, s, o, StopCause::Disable, out),
+                    (false, _) if stuck.is_some_and(|n| self.members.contains(&n)) => {
+                        let n = stuck.unwrap_or(NodeId(0));
+                        self.stop(now, s, n, StopCause::Disable, out)
+                    }
                     _ => self.settle(now, s, None, ServiceState::Disabled, out),
                 }
             }
             Request::Stop => match (state, owner) {
                 (ServiceState::Started, Some(o)) => self.stop(now, s, o, StopCause::User, out),
+                (ServiceState::Failed, _) => return Err(RequestError::Refused { state }),
                 _ => {
                     self.settle(now, s, None, ServiceState::Stopped, out);
                     self.work[i].parked = true;
@@ -274,7 +292,7 @@ impl Engine {
                 (ServiceState::Started, Some(o)) => self.stop(now, s, o, StopCause::Restart, out),
                 (ServiceState::Failed, _) => return Err(RequestError::Refused { state }),
                 _ => {
-                    let Some(t) = self.user_target(s, None, None) else {
+                    let Some(t) = stuck.or_else(|| self.user_target(s, None, None)) else {
                         return Err(RequestError::NowhereToRun);
                     };
                     self.intents[i].enabled = true;

@@ -815,3 +815,28 @@ fn request_errors_map_to_the_original_codes() {
         "operation requires quorum"
     );
 }
+
+#[test]
+fn a_service_whose_stop_failed_starts_nowhere_but_on_that_node() {
+    // §3.4: resources may still be allocated where the stop failed (R1)
+    let mut w = World::new(Catalog::new(vec![], vec![vm("vm:a", None)]), &[1, 2]);
+    let a = w.sid("vm:a");
+    let home = w.owner(a).unwrap();
+    w.fail_stop.insert((a, home));
+    w.request(a, Request::Disable).unwrap();
+    assert_eq!(w.state(a), ServiceState::Disabled);
+    assert_eq!(w.engine.load(home).services, 1, "still occupies its node");
+    w.fail_stop.clear();
+    w.request(a, Request::Enable { target: None }).unwrap();
+    assert_eq!(w.owner(a), Some(home));
+    let other = if home == n(1) { n(2) } else { n(1) };
+    assert_eq!(
+        w.request(
+            a,
+            Request::Enable {
+                target: Some(other)
+            }
+        ),
+        Err(RequestError::AlreadyRunning { node: home })
+    );
+}
