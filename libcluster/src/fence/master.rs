@@ -126,8 +126,13 @@ impl Domain {
         let ms = &mut self.master_state;
         ms.done_sent.retain(|k| victims.get(&k.0) == Some(&k.1));
         // Skip rule: a victim that is a cmand member again with a newer incarnation restarted.
+        // Evaluated before an attempt, not during one (as C3): a victim that comes back
+        // because the running attempt's `reboot` powered it on again was fenced by that
+        // attempt, and its result is the record.
+        let running = self.master_state.current();
         for (&v, &inc) in &victims {
-            let back = self.cluster.get(&v).is_some_and(|&now_inc| now_inc > inc);
+            let back =
+                running != Some(v) && self.cluster.get(&v).is_some_and(|&now_inc| now_inc > inc);
             if back && self.master_state.done_sent.insert((v, inc)) {
                 let record = FenceRecord {
                     node: v.0,

@@ -445,6 +445,32 @@ fn a_victim_back_with_a_new_incarnation_during_the_delay_is_done_how_member() {
 }
 
 #[test]
+fn a_victim_rebooted_by_the_running_attempt_is_done_by_that_attempt_how_agent() {
+    let mut b = three(quick());
+    fail_three(&mut b);
+    let fences = Bus::fences(&b.take());
+    assert_eq!(fences.len(), 1);
+    let (_, _, attempt) = fences[0];
+    // The agent's `reboot` powers the victim on again: it rejoins before the agent ends.
+    b.cluster(&[1, 2], &[(1, 11), (2, 12), (3, 20)]);
+    b.flush();
+    let a = b.take();
+    assert!(
+        Bus::fenced(&a).is_empty(),
+        "no completion while the attempt runs"
+    );
+    assert!(!a
+        .iter()
+        .any(|(_, x)| matches!(x, Action::CancelFence { .. })));
+    b.done(1, 3, attempt, true);
+    b.flush();
+    assert_eq!(
+        Bus::fenced(&b.take()),
+        vec![(1, 3, FenceHow::Agent), (2, 3, FenceHow::Agent)]
+    );
+}
+
+#[test]
 fn is_fenced_answers_member_for_a_node_back_with_a_newer_incarnation() {
     let mut b = three(quick());
     b.cluster(&[1], &[(1, 11), (2, 12), (3, 21)]);
