@@ -27,7 +27,14 @@ pub(super) enum Phase {
 pub(super) struct Round {
     pub(super) change: ChangeId,
     pub(super) starts: BTreeMap<NodeId, StateBody>,
+    /// When we send our start again if the round is still open.
+    pub(super) resend_at: Millis,
 }
+
+/// A member whose round stays open this long sends its start again (ms). Duplicates are
+/// harmless; the resend also makes a member that missed the end of cmand's ordered stream
+/// notice the gap (a new ordered entry reveals it) and ask for a retransmission.
+pub const ROUND_RESEND_MS: u64 = 3000;
 
 /// The fence domain's decision core (one per fenced). See the module documentation.
 #[derive(Debug)]
@@ -54,6 +61,8 @@ pub struct Domain {
     pub(super) leaving: BTreeSet<NodeId>,
     /// The start round in progress, `None` when every start of the last change is in.
     pub(super) round: Option<Round>,
+    /// The last change we started a round for.
+    pub(super) last_change: Option<ChangeId>,
     /// Whether some change since the last completed round added nodes.
     pub(super) added: bool,
     pub(super) master: Option<NodeId>,
@@ -81,6 +90,7 @@ impl Domain {
             initial: BTreeSet::new(),
             leaving: BTreeSet::new(),
             round: None,
+            last_change: None,
             added: false,
             master: None,
             announced: BTreeMap::new(),
@@ -193,9 +203,23 @@ impl Domain {
                 self.nodes = nodes.into_iter().map(|n| (n.id, n)).collect();
                 self.settings = settings;
             }
-            Input::Tick => {}
+            Input::Tick => self.resend_start(now, out),
         }
         self.drive(now, out);
+    }
+
+    /// Sends our start again if the round has been open for [`ROUND_RESEND_MS`].
+    fn resend_start(&mut self, now: Millis, out: &mut Vec<Action>) {
+        let state = self.state_body();
+        let Some(round) = self.round.as_mut().filter(|r| now >= r.resend_at) else {
+            return;
+        };
+        round.resend_at = now.plus(ROUND_RESEND_MS);
+        let change = round.change.clone();
+        out.push(Action::Log(
+            "start messages missing, sending ours again".into(),
+        ));
+        self.send(DomainMsg::Start { change, state }, out);
     }
 
     fn is_member(&self) -> bool {
@@ -228,8 +252,6 @@ impl Domain {
         let change = ChangeId {
             generation,
             members: sorted(&members),
-            joined: sorted(&joined),
-            left: sorted(&left),
         };
         match self.phase {
             Phase::Out => return,
@@ -255,15 +277,21 @@ impl Domain {
             }
         }
         self.added |= !joined.is_empty();
+        self.begin_round(now, change, out);
+    }
+
+    /// A new change: forget the master, send our start, wait for everyone's.
+    fn begin_round(&mut self, now: Millis, change: ChangeId, out: &mut Vec<Action>) {
         self.master = None;
         self.master_state.reset_delay();
+        self.last_change = Some(change.clone());
         self.round = Some(Round {
             change: change.clone(),
             starts: BTreeMap::new(),
+            resend_at: now.plus(ROUND_RESEND_MS),
         });
         let state = self.state_body();
         self.send(DomainMsg::Start { change, state }, out);
-        let _ = now;
         self.domain_changed(out);
     }
 
@@ -319,6 +347,7 @@ impl Domain {
         self.initial.clear();
         self.leaving.clear();
         self.round = None;
+        self.last_change = None;
         self.master = None;
         self.complete = false;
         self.added = false;
@@ -362,12 +391,25 @@ impl Domain {
         }
         match msg {
             DomainMsg::Start { change, state } => {
+                if self.last_change.as_ref() != Some(&change) {
+                    // A member that went through a cmand view we did not see (it was cut
+                    // off alone, inquorate, and merged back) saw a change we did not: with
+                    // the same members and a newer generation, we join its round (every
+                    // member decides this at the same point of the total order). Anything
+                    // else is a start of an earlier change, delivered late.
+                    let members: Vec<u32> = self.members.iter().map(|n| n.0).collect();
+                    let newer = self
+                        .last_change
+                        .as_ref()
+                        .is_none_or(|c| change.generation > c.generation);
+                    if change.members != members || !newer {
+                        return;
+                    }
+                    self.begin_round(now, change, out);
+                }
                 let Some(round) = self.round.as_mut() else {
                     return;
                 };
-                if round.change != change {
-                    return; // a start of an earlier change, delivered late
-                }
                 round.starts.insert(from, state);
                 if self.members.iter().all(|m| round.starts.contains_key(m)) {
                     self.finish_round(now, out);
@@ -450,6 +492,28 @@ impl Domain {
             }
         }
         self.initial.clear();
+        // A victim that is a domain member again in the same cmand incarnation was cut off
+        // from an inquorate side (cmand merges those back): nothing acted on its failure,
+        // so it is withdrawn, without a record (that incarnation is not fenced). So is a
+        // start-up victim (incarnation 0) of another creator that is a member now.
+        let back: Vec<NodeId> = self
+            .victims
+            .iter()
+            .filter(|(n, inc)| {
+                self.members.contains(n) && (**inc == 0 || self.cluster.get(n) == Some(inc))
+            })
+            .map(|(n, _)| *n)
+            .collect();
+        for n in back {
+            self.victims.remove(&n);
+            if let Some((victim, attempt)) = self.master_state.cancel(n) {
+                out.push(Action::CancelFence { victim, attempt });
+            }
+            out.push(Action::Log(format!(
+                "{} is a domain member again, failure withdrawn",
+                self.name(n)
+            )));
+        }
         let master = round
             .starts
             .iter()
@@ -509,7 +573,9 @@ impl Domain {
 
     /// When [`Input::Tick`] next has work to do.
     pub fn next_deadline(&self) -> Option<Millis> {
-        if self.master == Some(self.me) && self.round.is_none() && self.quorate {
+        if let Some(r) = &self.round {
+            Some(r.resend_at)
+        } else if self.master == Some(self.me) && self.quorate {
             self.master_state.deadline()
         } else {
             None

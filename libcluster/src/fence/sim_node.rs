@@ -80,6 +80,8 @@ pub enum FenceSimEvent {
         /// Victim.
         victim: NodeId,
     },
+    /// fenced restarted on this node (a new domain core, same cmand incarnation).
+    FencedRestarted,
     /// This node took over the victim's resource after a fencing result.
     Recover {
         /// Whose resource.
@@ -378,6 +380,7 @@ impl sim::Process for FenceSimNode {
             FenceSimInput::Cluster(r) => self.request(ctx, r),
             FenceSimInput::Fence(i) => self.fence(ctx, i),
             FenceSimInput::RestartFenced => {
+                ctx.emit(FenceSimEvent::FencedRestarted);
                 let group = DOMAIN_GROUP.to_string();
                 self.request(ctx, ClientRequest::GroupLeave { group });
                 self.agents.clear();
