@@ -36,6 +36,11 @@ pub(super) struct Round {
 /// notice the gap (a new ordered entry reveals it) and ask for a retransmission.
 pub const ROUND_RESEND_MS: u64 = 3000;
 
+/// A member that holds victims outside a round sends its start for the last change again
+/// this often (ms): receivers that completed that change ignore it, and a member that lost
+/// the tail of cmand's ordered stream (a result, an acknowledgement) notices the gap.
+pub const VICTIM_NUDGE_MS: u64 = 10_000;
+
 /// The fence domain's decision core (one per fenced). See the module documentation.
 #[derive(Debug)]
 pub struct Domain {
@@ -63,6 +68,8 @@ pub struct Domain {
     pub(super) round: Option<Round>,
     /// The last change we started a round for.
     pub(super) last_change: Option<ChangeId>,
+    /// When a member holding victims outside a round sends its start again.
+    pub(super) nudge_at: Option<Millis>,
     /// Whether some change since the last completed round added nodes.
     pub(super) added: bool,
     pub(super) master: Option<NodeId>,
@@ -91,6 +98,7 @@ impl Domain {
             leaving: BTreeSet::new(),
             round: None,
             last_change: None,
+            nudge_at: None,
             added: false,
             master: None,
             announced: BTreeMap::new(),
@@ -208,17 +216,27 @@ impl Domain {
         self.drive(now, out);
     }
 
-    /// Sends our start again if the round has been open for [`ROUND_RESEND_MS`].
+    /// Sends our start again if the round has been open for [`ROUND_RESEND_MS`], or if we
+    /// hold victims and [`VICTIM_NUDGE_MS`] passed since the last time.
     fn resend_start(&mut self, now: Millis, out: &mut Vec<Action>) {
-        let state = self.state_body();
-        let Some(round) = self.round.as_mut().filter(|r| now >= r.resend_at) else {
-            return;
+        let change = match self.round.as_mut() {
+            Some(round) if now >= round.resend_at => {
+                round.resend_at = now.plus(ROUND_RESEND_MS);
+                out.push(Action::Log(
+                    "start messages missing, sending ours again".into(),
+                ));
+                round.change.clone()
+            }
+            None if !self.victims.is_empty() && self.nudge_at.is_some_and(|t| now >= t) => {
+                self.nudge_at = Some(now.plus(VICTIM_NUDGE_MS));
+                let Some(change) = self.last_change.clone() else {
+                    return;
+                };
+                change
+            }
+            _ => return,
         };
-        round.resend_at = now.plus(ROUND_RESEND_MS);
-        let change = round.change.clone();
-        out.push(Action::Log(
-            "start messages missing, sending ours again".into(),
-        ));
+        let state = self.state_body();
         self.send(DomainMsg::Start { change, state }, out);
     }
 
@@ -522,6 +540,7 @@ impl Domain {
             .map(|(id, _)| *id);
         self.master = master;
         self.complete = true;
+        self.nudge_at = Some(now.plus(VICTIM_NUDGE_MS));
         let added = std::mem::take(&mut self.added);
         if let Some(m) = master {
             if m == self.me {
@@ -574,12 +593,15 @@ impl Domain {
     /// When [`Input::Tick`] next has work to do.
     pub fn next_deadline(&self) -> Option<Millis> {
         if let Some(r) = &self.round {
-            Some(r.resend_at)
-        } else if self.master == Some(self.me) && self.quorate {
+            return Some(r.resend_at);
+        }
+        let nudge = self.nudge_at.filter(|_| !self.victims.is_empty());
+        let master = if self.master == Some(self.me) && self.quorate {
             self.master_state.deadline()
         } else {
             None
-        }
+        };
+        [nudge, master].into_iter().flatten().min()
     }
 
     /// The domain summary (`fence_tool ls`).

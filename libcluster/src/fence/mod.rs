@@ -39,6 +39,6 @@ pub use api::{
     settings_from_config, Action, AttemptOutcome, FenceSettings, Input, NodeEntry,
     DEFAULT_RETRY_INITIAL_MS, DEFAULT_RETRY_MAX_MS, LOGGED_FAILURES, STILL_RETRYING_EVERY,
 };
-pub use domain::{Domain, ROUND_RESEND_MS};
+pub use domain::{Domain, ROUND_RESEND_MS, VICTIM_NUDGE_MS};
 pub use msg::{ChangeId, DomainMsg, FenceError, StateBody, PROTOCOL_VERSION};
 pub use sim_node::{FenceSimEvent, FenceSimInput, FenceSimNode, SwitchConfig};
