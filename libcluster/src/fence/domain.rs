@@ -52,6 +52,8 @@ pub struct Domain {
     /// The newest incarnation each node had in any cmand view we saw.
     pub(super) known_inc: BTreeMap<NodeId, u64>,
     pub(super) quorate: bool,
+    /// When the last cmand view arrived.
+    pub(super) view_at: Millis,
     pub(super) phase: Phase,
     pub(super) members: BTreeSet<NodeId>,
     /// Replicated: pending victims and their incarnation.
@@ -89,6 +91,7 @@ impl Domain {
             cluster: BTreeMap::new(),
             known_inc: BTreeMap::new(),
             quorate: false,
+            view_at: Millis(0),
             phase: Phase::Out,
             members: BTreeSet::new(),
             victims: BTreeMap::new(),
@@ -137,6 +140,7 @@ impl Domain {
                 Phase::Out | Phase::Leaving => {}
             },
             Input::ClusterView { members, .. } => {
+                self.view_at = now;
                 self.cluster = members.iter().copied().collect();
                 for (id, inc) in members {
                     let k = self.known_inc.entry(id).or_insert(inc);

@@ -40,5 +40,6 @@ pub use api::{
     DEFAULT_RETRY_INITIAL_MS, DEFAULT_RETRY_MAX_MS, LOGGED_FAILURES, STILL_RETRYING_EVERY,
 };
 pub use domain::{Domain, ROUND_RESEND_MS, VICTIM_NUDGE_MS};
+pub use master::VIEW_SETTLE_MS;
 pub use msg::{ChangeId, DomainMsg, FenceError, StateBody, PROTOCOL_VERSION};
 pub use sim_node::{FenceSimEvent, FenceSimInput, FenceSimNode, SwitchConfig};

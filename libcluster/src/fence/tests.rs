@@ -119,16 +119,11 @@ impl Bus {
         }
     }
 
-    /// cmand's view (and quorum) on every node in `to`.
+    /// cmand's view on every node in `to`, then (the settle time later) its quorum.
     fn cluster(&mut self, to: &[u32], members: &[(u32, u64)]) {
-        self.generation += 1;
-        let members: Vec<(NodeId, u64)> = members.iter().map(|&(n, i)| (NodeId(n), i)).collect();
+        self.cluster_no_quorum(to, members);
+        self.now = self.now.plus(VIEW_SETTLE_MS);
         for &n in to {
-            let input = Input::ClusterView {
-                generation: self.generation,
-                members: members.clone(),
-            };
-            self.input(NodeId(n), input);
             self.input(NodeId(n), Input::Quorum { quorate: true });
         }
     }
@@ -287,6 +282,7 @@ fn no_attempt_is_issued_while_inquorate_and_the_wait_state_says_quorum() {
         Some(b.now.plus(VICTIM_NUDGE_MS)),
         "no fencing timer, only the nudge"
     );
+    b.now = b.now.plus(VIEW_SETTLE_MS);
     b.input(NodeId(1), Input::Quorum { quorate: true });
     assert_eq!(Bus::fences(&b.take()), vec![(1, 3, 1)]);
 }
@@ -303,6 +299,29 @@ impl Bus {
             self.input(NodeId(n), input);
         }
     }
+}
+
+#[test]
+fn no_attempt_starts_before_the_quorum_event_that_follows_a_view_had_time_to_arrive() {
+    let mut b = three(quick());
+    b.change(&[], &[NodeId(3)]); // fenced on 3 died: a victim, still in cmand's view
+    b.flush();
+    b.take();
+    b.cluster_no_quorum(&[1, 2], &[(1, 11), (2, 12)]);
+    assert!(
+        Bus::fences(&b.take()).is_empty(),
+        "not in the same instant as the view"
+    );
+    assert_eq!(b.d(1).next_deadline(), Some(b.now.plus(VIEW_SETTLE_MS)));
+    b.input(NodeId(1), Input::Quorum { quorate: false });
+    b.now = b.now.plus(VIEW_SETTLE_MS);
+    b.input(NodeId(1), Input::Tick);
+    assert!(
+        Bus::fences(&b.take()).is_empty(),
+        "quorum was lost with that view"
+    );
+    b.input(NodeId(1), Input::Quorum { quorate: true });
+    assert_eq!(Bus::fences(&b.take()).len(), 1);
 }
 
 #[test]
@@ -494,7 +513,8 @@ fn post_join_delay_applies_when_the_change_added_nodes() {
     b.cluster(&[1], &[(1, 11), (2, 12)]);
     b.flush();
     assert_eq!(b.d(1).victims(), vec![(NodeId(3), 0)]);
-    assert_eq!(b.d(1).next_deadline(), Some(b.now.plus(7000)));
+    let view_at = b.now.0 - VIEW_SETTLE_MS;
+    assert_eq!(b.d(1).next_deadline(), Some(Millis(view_at + 7000)));
     b.now = b.now.plus(7000);
     b.input(NodeId(1), Input::Tick);
     let a = b.take();
