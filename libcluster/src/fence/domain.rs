@@ -3,9 +3,7 @@
 use super::api::{Action, FenceSettings, Input, NodeEntry};
 use super::master::MasterState;
 use super::msg::{ChangeId, DomainMsg, StateBody};
-use crate::ipc::fence::{
-    FenceDomainInfo, FenceHow, FenceNodeInfo, FenceRecord, FenceState, WaitState,
-};
+use crate::ipc::fence::{FenceHow, FenceRecord};
 use crate::{Millis, NodeId};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -220,31 +218,7 @@ impl Domain {
         self.drive(now, out);
     }
 
-    /// Sends our start again if the round has been open for [`ROUND_RESEND_MS`], or if we
-    /// hold victims and [`VICTIM_NUDGE_MS`] passed since the last time.
-    fn resend_start(&mut self, now: Millis, out: &mut Vec<Action>) {
-        let change = match self.round.as_mut() {
-            Some(round) if now >= round.resend_at => {
-                round.resend_at = now.plus(ROUND_RESEND_MS);
-                out.push(Action::Log(
-                    "start messages missing, sending ours again".into(),
-                ));
-                round.change.clone()
-            }
-            None if !self.victims.is_empty() && self.nudge_at.is_some_and(|t| now >= t) => {
-                self.nudge_at = Some(now.plus(VICTIM_NUDGE_MS));
-                let Some(change) = self.last_change.clone() else {
-                    return;
-                };
-                change
-            }
-            _ => return,
-        };
-        let state = self.state_body();
-        self.send(DomainMsg::Start { change, state }, out);
-    }
-
-    fn is_member(&self) -> bool {
+    pub(super) fn is_member(&self) -> bool {
         matches!(self.phase, Phase::Member | Phase::Leaving)
     }
 
@@ -300,21 +274,6 @@ impl Domain {
         }
         self.added |= !joined.is_empty();
         self.begin_round(now, change, out);
-    }
-
-    /// A new change: forget the master, send our start, wait for everyone's.
-    fn begin_round(&mut self, now: Millis, change: ChangeId, out: &mut Vec<Action>) {
-        self.master = None;
-        self.master_state.reset_delay();
-        self.last_change = Some(change.clone());
-        self.round = Some(Round {
-            change: change.clone(),
-            starts: BTreeMap::new(),
-            resend_at: now.plus(ROUND_RESEND_MS),
-        });
-        let state = self.state_body();
-        self.send(DomainMsg::Start { change, state }, out);
-        self.domain_changed(out);
     }
 
     /// Start-up fencing: configured nodes that are neither cmand nor domain members.
@@ -487,76 +446,6 @@ impl Domain {
         }
     }
 
-    /// Every start of the current change is in: merge state, pick the master.
-    fn finish_round(&mut self, now: Millis, out: &mut Vec<Action>) {
-        let Some(round) = self.round.take() else {
-            return;
-        };
-        let any_complete = round.starts.values().any(|s| s.complete);
-        if any_complete && !self.complete {
-            // An existing member handled start-up fencing already.
-            for id in std::mem::take(&mut self.initial) {
-                if self.victims.get(&id) == Some(&0) {
-                    self.victims.remove(&id);
-                }
-            }
-        }
-        for state in round
-            .starts
-            .values()
-            .filter(|s| s.complete || !any_complete)
-        {
-            for r in &state.last {
-                self.apply_record(r.clone(), out);
-            }
-            for &(n, inc) in &state.victims {
-                self.add_victim(NodeId(n), inc, out);
-            }
-        }
-        self.initial.clear();
-        // A victim that is a domain member again in the same cmand incarnation was cut off
-        // from an inquorate side (cmand merges those back): nothing acted on its failure,
-        // so it is withdrawn, without a record (that incarnation is not fenced). So is a
-        // start-up victim (incarnation 0) of another creator that is a member now.
-        let back: Vec<NodeId> = self
-            .victims
-            .iter()
-            .filter(|(n, inc)| {
-                self.members.contains(n) && (**inc == 0 || self.cluster.get(n) == Some(inc))
-            })
-            .map(|(n, _)| *n)
-            .collect();
-        for n in back {
-            self.victims.remove(&n);
-            if let Some((victim, attempt)) = self.master_state.cancel(n) {
-                out.push(Action::CancelFence { victim, attempt });
-            }
-            out.push(Action::Log(format!(
-                "{} is a domain member again, failure withdrawn",
-                self.name(n)
-            )));
-        }
-        let master = round
-            .starts
-            .iter()
-            .find(|(_, s)| s.complete)
-            .or_else(|| round.starts.iter().next())
-            .map(|(id, _)| *id);
-        self.master = master;
-        self.complete = true;
-        self.nudge_at = Some(now.plus(VICTIM_NUDGE_MS));
-        let added = std::mem::take(&mut self.added);
-        if let Some(m) = master {
-            if m == self.me {
-                self.master_state
-                    .start_delay(now, added, self.victims.len(), &self.settings);
-            } else if !self.victims.is_empty() {
-                out.push(Action::Log(format!("fencing deferred to {}", self.name(m))));
-            }
-        }
-        self.domain_changed(out);
-    }
-
     /// Records a completed fencing; drops the victim it covers; announces it once.
     pub(super) fn apply_record(&mut self, record: FenceRecord, out: &mut Vec<Action>) {
         let node = NodeId(record.node);
@@ -592,101 +481,5 @@ impl Domain {
 
     pub(super) fn domain_changed(&self, out: &mut Vec<Action>) {
         out.push(Action::DomainChanged(self.domain_info()));
-    }
-
-    /// When [`Input::Tick`] next has work to do.
-    pub fn next_deadline(&self) -> Option<Millis> {
-        if let Some(r) = &self.round {
-            return Some(r.resend_at);
-        }
-        let nudge = self.nudge_at.filter(|_| !self.victims.is_empty());
-        let master = if self.master == Some(self.me) && self.quorate {
-            self.master_state.deadline()
-        } else {
-            None
-        };
-        [nudge, master].into_iter().flatten().min()
-    }
-
-    /// The domain summary (`fence_tool ls`).
-    pub fn domain_info(&self) -> FenceDomainInfo {
-        let joined = self.is_member();
-        let wait_state = if !joined {
-            WaitState::None
-        } else if !self.quorate {
-            WaitState::Quorum
-        } else if self.round.is_some() {
-            WaitState::Messages
-        } else if !self.victims.is_empty() {
-            WaitState::Fencing
-        } else {
-            WaitState::None
-        };
-        FenceDomainInfo {
-            joined,
-            members: self.members.iter().map(|n| n.0).collect(),
-            victims: self.victims.keys().map(|n| n.0).collect(),
-            current_victim: self.master_state.current().map_or(0, |n| n.0),
-            master: self.master.map_or(0, |n| n.0),
-            wait_state,
-        }
-    }
-
-    /// Every configured node (`fence_tool ls -n`), sorted by id.
-    pub fn nodes(&self) -> Vec<FenceNodeInfo> {
-        self.nodes
-            .values()
-            .map(|n| FenceNodeInfo {
-                node: n.id.0,
-                name: n.name.clone(),
-                member: self.members.contains(&n.id),
-                victim: self.victims.contains_key(&n.id),
-                last: self.last.get(&n.id).cloned(),
-            })
-            .collect()
-    }
-
-    /// Pending victims and their incarnations, sorted.
-    pub fn victims(&self) -> Vec<(NodeId, u64)> {
-        self.victims.iter().map(|(n, i)| (*n, *i)).collect()
-    }
-
-    /// Whether this node is a domain member (joined, not yet out).
-    pub fn joined(&self) -> bool {
-        self.is_member()
-    }
-
-    /// The master of the last completed round.
-    pub fn master(&self) -> Option<NodeId> {
-        self.master
-    }
-
-    /// Has `node`, in cmand incarnation `incarnation`, been fenced since it failed?
-    ///
-    /// Fenced if a record covers that incarnation (or a newer one), or the node is a cmand
-    /// member again with a newer incarnation (then the record says `how = Member`);
-    /// Pending if it is a victim; Unknown otherwise.
-    pub fn is_fenced(&self, node: NodeId, incarnation: u64) -> FenceState {
-        if let Some(r) = self.last.get(&node) {
-            if r.incarnation >= incarnation {
-                return FenceState::Fenced(r.clone());
-            }
-        }
-        if self.cluster.get(&node).is_some_and(|&i| i > incarnation) {
-            return FenceState::Fenced(FenceRecord {
-                node: node.0,
-                incarnation,
-                master: self.me.0,
-                how: FenceHow::Member,
-                method: None,
-                device: None,
-                time_unix_s: self.unix_s,
-            });
-        }
-        if self.victims.contains_key(&node) {
-            FenceState::Pending
-        } else {
-            FenceState::Unknown
-        }
     }
 }

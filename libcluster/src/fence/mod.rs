@@ -31,6 +31,8 @@ mod domain;
 mod master;
 mod msg;
 pub mod plan;
+mod reads;
+mod round;
 mod sim_node;
 #[cfg(test)]
 mod tests;

@@ -182,7 +182,7 @@ impl FenceSimNode {
     /// Moves actions between the two cores until both are quiet.
     fn pump(&mut self, ctx: &mut Ctx<'_, Self>) {
         let incarnation = self.core.incarnation();
-        while !self.exited && !(self.out_m.is_empty() && self.out_d.is_empty()) {
+        while !self.exited && (!self.out_m.is_empty() || !self.out_d.is_empty()) {
             for a in std::mem::take(&mut self.out_m) {
                 match a {
                     membership::Action::Send { to, msg } => {

@@ -744,3 +744,32 @@ fn settings_come_from_fence_daemon_with_minus_one_as_forever() {
         }]
     );
 }
+
+#[test]
+fn reconfigure_takes_new_names_and_delays_for_the_next_failure() {
+    let mut b = three(quick());
+    let mut nodes = entries(3);
+    nodes[2].name = "renamed".into();
+    let settings = FenceSettings {
+        post_fail_delay_ms: Some(2000),
+        ..quick()
+    };
+    for n in [1, 2] {
+        let input = Input::Reconfigure {
+            nodes: nodes.clone(),
+            settings: settings.clone(),
+        };
+        b.input(NodeId(n), input);
+    }
+    fail_three(&mut b);
+    assert!(
+        Bus::fences(&b.take()).is_empty(),
+        "the new post_fail_delay applies"
+    );
+    b.now = b.now.plus(2000);
+    b.input(NodeId(1), Input::Tick);
+    let a = b.take();
+    assert!(a
+        .iter()
+        .any(|(_, x)| matches!(x, Action::Fence { name, .. } if name == "renamed")));
+}
