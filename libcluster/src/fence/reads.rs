@@ -8,7 +8,7 @@ use crate::ipc::fence::{
 use crate::{Millis, NodeId};
 
 impl Domain {
-    /// When [`Input::Tick`] next has work to do.
+    /// When [`super::Input::Tick`] next has work to do.
     pub fn next_deadline(&self) -> Option<Millis> {
         if let Some(r) = &self.round {
             return Some(r.resend_at);
