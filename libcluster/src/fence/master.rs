@@ -7,6 +7,10 @@ use crate::ipc::fence::{FenceHow, FenceRecord};
 use crate::{Millis, NodeId};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// After a cmand view, the master waits this long (ms) before it starts an attempt, so the
+/// quorum event that follows the view is seen first.
+pub const VIEW_SETTLE_MS: u64 = 100;
+
 /// Which delay is running (its name appears in the log).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum DelayKind {
@@ -196,6 +200,13 @@ impl Domain {
             return;
         }
         ms.retry_at = None;
+        // cmand reports a view and then, separately, the quorum it leads to: give the quorum
+        // event time to arrive before acting on a view that may have cost us quorum.
+        let settled_at = self.view_at.plus(VIEW_SETTLE_MS);
+        if now < settled_at {
+            ms.retry_at = Some(settled_at);
+            return;
+        }
         let Some(&(victim, inc)) = pending.first() else {
             ms.fencing = false;
             return;
