@@ -369,7 +369,9 @@ fn members(out: &mut String, status: &RgStatus, opts: &RenderOpts) {
             return;
         }
     }
-    out.push('\n');
+    if only.is_none() {
+        out.push('\n');
+    }
 }
 
 fn service_header(out: &mut String, w: usize) {

@@ -7,7 +7,9 @@
 //! - [`xml`]: `clustat -x` and `clustat --json`.
 //! - [`clusvcadm`]: arguments, member matching, progress and result lines, exit codes.
 //! - [`getopt`], [`ctime`]: the C library behaviour both tools rely on.
+//! - [`client`]: the I/O both binaries share (daemon queries, terminal width, time zone).
 
+pub mod client;
 pub mod clustat;
 pub mod clusvcadm;
 pub mod ctime;
