@@ -134,9 +134,10 @@ pub struct RgStatus {
     /// Whether this node's rgmanagerd is locked (`clusvcadm -l`).
     pub locked: bool,
     /// Every configured node, plus the quorum device (id 0) when registered, plus members
-    /// not in cluster.conf (estranged), sorted by id.
+    /// not in cluster.conf (estranged); any order (clustat lists nodes by id, the quorum
+    /// device last).
     pub members: Vec<RgMember>,
-    /// Every configured service, sorted by name.
+    /// Every configured service; any order (clustat sorts by name).
     pub services: Vec<RgService>,
 }
 
