@@ -700,6 +700,9 @@ impl Coordinator {
                 let t = self.table();
                 self.msgs.push(Msg::Table(t));
             }
+            if self.pending.values().any(|p| p.cold) {
+                self.ask_all(out);
+            }
         }
         self.maybe_ready(now, out);
     }
