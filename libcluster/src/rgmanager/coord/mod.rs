@@ -41,7 +41,7 @@ pub use msg::{
 use super::catalog::{Catalog, ServiceIndex};
 use super::engine::{self, Engine};
 use super::request::Request;
-use super::state::{Intent, ServiceRecord};
+use super::state::{Intent, ServiceRecord, ServiceState};
 use crate::membership::ViewId;
 use crate::{Millis, NodeId};
 use local::Local;
@@ -245,6 +245,8 @@ pub struct Coordinator {
     pending: BTreeMap<NodeId, PendingFence>,
     migrations: BTreeMap<ServiceIndex, (NodeId, NodeId)>,
     coordinator: Option<NodeId>,
+    /// The last coordinator chosen (kept after it leaves).
+    last_coordinator: Option<NodeId>,
     // coordinator only
     engine: Option<Engine>,
     ready: bool,
@@ -280,6 +282,7 @@ impl Coordinator {
             pending: BTreeMap::new(),
             migrations: BTreeMap::new(),
             coordinator: None,
+            last_coordinator: None,
             engine: None,
             ready: false,
             fenced_sent: BTreeSet::new(),
@@ -642,12 +645,25 @@ impl Coordinator {
         commands: Vec<Command>,
         out: &mut Vec<Action>,
     ) {
+        let running = self.local.running();
         for u in records {
             let i = u.service.0 as usize;
-            if i < self.records.len() {
-                self.records[i] = u.record;
-                self.intents[i] = u.intent;
+            if i >= self.records.len() {
+                continue;
             }
+            // The table says it runs here but it does not: as a failed status check.
+            if u.record.state == ServiceState::Started
+                && u.record.owner == Some(self.cfg.me)
+                && !running.contains(&u.service)
+            {
+                warn!(service = %u.service, "the table says this node runs it; it does not");
+                self.msgs.push(Msg::StatusFailed {
+                    service: u.service,
+                    running: running.clone(),
+                });
+            }
+            self.records[i] = u.record;
+            self.intents[i] = u.intent;
         }
         for c in commands {
             if !self.cat.contains(c.service()) {
@@ -690,6 +706,19 @@ impl Coordinator {
                 self.members.first().copied().unwrap_or(self.cfg.me)
             }
         };
+        if self.synced
+            && self
+                .last_coordinator
+                .is_some_and(|c| !self.members.contains(&c))
+        {
+            // The old coordinator died: commands it delivered to itself (or to other nodes
+            // that died with it) may never reach us, so any dead node may run anything.
+            // Decide nothing until every dead node is fenced.
+            for p in self.pending.values_mut() {
+                p.cold = true;
+            }
+        }
+        self.last_coordinator = Some(coordinator);
         self.change_coordinator(Some(coordinator), out);
         if coordinator == self.cfg.me {
             if self.engine.is_none() {
@@ -700,9 +729,7 @@ impl Coordinator {
                 let t = self.table();
                 self.msgs.push(Msg::Table(t));
             }
-            if self.pending.values().any(|p| p.cold) {
-                self.ask_all(out);
-            }
+            self.ask_all(out);
         }
         self.maybe_ready(now, out);
     }
@@ -754,6 +781,7 @@ impl Coordinator {
             .map(|(s, a, b)| (s, (a, b)))
             .collect();
         self.synced = true;
+        self.last_coordinator = Some(from);
         info!(node = %from, "service table received");
     }
 
