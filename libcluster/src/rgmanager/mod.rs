@@ -32,12 +32,14 @@
 //!   [`Engine::request`] for `clusvcadm`.
 
 pub mod catalog;
+pub mod coord;
 mod decide;
 pub mod domain;
 mod engine;
 mod events;
 pub mod recovery;
 mod request;
+pub mod sim_node;
 pub mod state;
 
 pub use catalog::{Catalog, Dependency, ServiceDef, ServiceIndex};

@@ -1,0 +1,449 @@
+//! What one node runs, and the operations it carries out for the coordinator.
+//!
+//! ```text
+//!  Start ──▶ Starting ──ok/failed──▶ Running ◀──migrated in── Incoming ◀── Prepare (target)
+//!                                     │  ▲ status every interval      │ source failed/left
+//!                      Stop ──────────▼  │ failed migration           ▼
+//!                                  Stopping ──▶ gone        Outgoing ──ok──▶ gone
+//! ```
+//!
+//! Every entry counts as running in what the node reports (R1, conservative): a start in
+//! flight, a VM whose start failed (until a stop succeeds), an incoming migration, a stop
+//! not finished. One operation per service at a time; a command arriving meanwhile waits.
+
+use super::super::catalog::ServiceIndex;
+use super::super::engine::OpResult;
+use super::msg::{Command, Msg};
+use super::{Action, VmResult};
+use crate::{Millis, NodeId};
+use std::collections::{BTreeMap, VecDeque};
+use tracing::{debug, info, warn};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Vm {
+    Starting,
+    /// Started (or its start failed and it awaits a stop); `next_check` is the status timer.
+    Running {
+        next_check: Millis,
+        checking: bool,
+    },
+    Stopping,
+    /// Prepared as a migration target; `resolving` once the source left and the shell was
+    /// asked whether the VM arrived.
+    Incoming {
+        from: NodeId,
+        resolving: bool,
+    },
+    Outgoing {
+        to: NodeId,
+    },
+}
+
+/// The node-local executor.
+#[derive(Clone, Debug)]
+pub(super) struct Local {
+    me: NodeId,
+    interval_ms: u64,
+    vms: BTreeMap<ServiceIndex, Vm>,
+    queued: BTreeMap<ServiceIndex, VecDeque<Command>>,
+}
+
+impl Local {
+    pub(super) fn new(me: NodeId, interval_ms: u64) -> Local {
+        Local {
+            me,
+            interval_ms: interval_ms.max(1),
+            vms: BTreeMap::new(),
+            queued: BTreeMap::new(),
+        }
+    }
+
+    /// Everything that may run here.
+    pub(super) fn running(&self) -> Vec<ServiceIndex> {
+        self.vms.keys().copied().collect()
+    }
+
+    fn busy(&self, s: ServiceIndex) -> bool {
+        matches!(
+            self.vms.get(&s),
+            Some(Vm::Starting | Vm::Stopping | Vm::Outgoing { .. })
+                | Some(Vm::Incoming {
+                    resolving: true,
+                    ..
+                })
+        )
+    }
+
+    fn done(&self, s: ServiceIndex, result: OpResult, msgs: &mut Vec<Msg>) {
+        msgs.push(Msg::Done {
+            service: s,
+            result,
+            running: self.running(),
+        });
+    }
+
+    /// A command addressed to this node (or, for `Prepare`, naming it as the target).
+    pub(super) fn command(
+        &mut self,
+        _now: Millis,
+        cmd: Command,
+        quorate: bool,
+        out: &mut Vec<Action>,
+        msgs: &mut Vec<Msg>,
+    ) {
+        let s = cmd.service();
+        if self.busy(s) {
+            self.queued.entry(s).or_default().push_back(cmd);
+            return;
+        }
+        match cmd {
+            Command::Start { .. } => match self.vms.get(&s) {
+                Some(Vm::Running { .. }) => self.done(s, OpResult::Started, msgs),
+                _ if !quorate => {
+                    warn!(service = %s, "start refused: no quorum");
+                    self.done(s, OpResult::StartFailed, msgs);
+                }
+                _ => {
+                    self.vms.insert(s, Vm::Starting);
+                    out.push(Action::StartVm { service: s });
+                }
+            },
+            Command::Stop { .. } => match self.vms.get(&s) {
+                Some(Vm::Incoming { .. }) => {
+                    self.vms.remove(&s);
+                    out.push(Action::AbortIncoming { service: s });
+                    self.done(s, OpResult::Stopped, msgs);
+                }
+                _ => {
+                    // Stop even when nothing is known to run: stopping an absent VM succeeds,
+                    // and it may be a leftover the node does not know about.
+                    self.vms.insert(s, Vm::Stopping);
+                    out.push(Action::StopVm { service: s });
+                }
+            },
+            Command::Prepare { from, .. } => {
+                if !quorate || self.vms.contains_key(&s) {
+                    msgs.push(Msg::PrepareFailed {
+                        service: s,
+                        from,
+                        running: self.running(),
+                    });
+                } else {
+                    self.vms.insert(
+                        s,
+                        Vm::Incoming {
+                            from,
+                            resolving: false,
+                        },
+                    );
+                    out.push(Action::PrepareIncoming { service: s, from });
+                }
+            }
+        }
+    }
+
+    /// The target is ready: migrate if this node is the source.
+    pub(super) fn ready(
+        &mut self,
+        s: ServiceIndex,
+        to: NodeId,
+        uri: String,
+        out: &mut Vec<Action>,
+        msgs: &mut Vec<Msg>,
+    ) {
+        match self.vms.get(&s) {
+            Some(Vm::Running { .. }) => {
+                self.vms.insert(s, Vm::Outgoing { to });
+                out.push(Action::MigrateOut {
+                    service: s,
+                    to,
+                    uri,
+                });
+            }
+            other => {
+                let on_source = other.is_some();
+                debug!(service = %s, ?other, "ready for a migration this node cannot start");
+                self.done(s, OpResult::MigrateFailed { on_source }, msgs);
+            }
+        }
+    }
+
+    /// Another node's operation on `s` finished: the end of a migration to this node.
+    pub(super) fn peer_done(
+        &mut self,
+        now: Millis,
+        from: NodeId,
+        s: ServiceIndex,
+        result: OpResult,
+        out: &mut Vec<Action>,
+        msgs: &mut Vec<Msg>,
+    ) {
+        let Some(Vm::Incoming { from: src, .. }) = self.vms.get(&s).copied() else {
+            return;
+        };
+        if src != from {
+            return;
+        }
+        match result {
+            OpResult::Migrated => {
+                info!(service = %s, "now running locally after migration");
+                self.vms.insert(
+                    s,
+                    Vm::Running {
+                        next_check: now.plus(self.interval_ms),
+                        checking: false,
+                    },
+                );
+            }
+            OpResult::MigrateFailed { .. } => {
+                self.vms.remove(&s);
+                out.push(Action::AbortIncoming { service: s });
+                msgs.push(Msg::Running {
+                    running: self.running(),
+                });
+            }
+            _ => return,
+        }
+        self.next_queued(now, true, out, msgs);
+    }
+
+    /// `node` left the group: incoming VMs from it may or may not have arrived; ask.
+    pub(super) fn source_left(&mut self, node: NodeId, out: &mut Vec<Action>) {
+        for (s, vm) in self.vms.iter_mut() {
+            if let Vm::Incoming {
+                from,
+                resolving: false,
+            } = *vm
+            {
+                if from == node {
+                    *vm = Vm::Incoming {
+                        from,
+                        resolving: true,
+                    };
+                    out.push(Action::CheckStatus { service: *s });
+                }
+            }
+        }
+    }
+
+    /// The shell finished an operation.
+    pub(super) fn vm_done(
+        &mut self,
+        now: Millis,
+        s: ServiceIndex,
+        result: VmResult,
+        quorate: bool,
+        out: &mut Vec<Action>,
+        msgs: &mut Vec<Msg>,
+    ) {
+        let vm = self.vms.get(&s).copied();
+        let running = Vm::Running {
+            next_check: now.plus(self.interval_ms),
+            checking: false,
+        };
+        match (vm, result) {
+            (Some(Vm::Starting), VmResult::Started) => {
+                self.vms.insert(s, running);
+                self.done(s, OpResult::Started, msgs);
+            }
+            (Some(Vm::Starting), VmResult::StartFailed) => {
+                // It may hold resources until stopped; check soon in case nobody asks.
+                self.vms.insert(
+                    s,
+                    Vm::Running {
+                        next_check: now,
+                        checking: false,
+                    },
+                );
+                self.done(s, OpResult::StartFailed, msgs);
+            }
+            (Some(Vm::Stopping), VmResult::Stopped) => {
+                self.vms.remove(&s);
+                self.done(s, OpResult::Stopped, msgs);
+            }
+            (Some(Vm::Stopping), VmResult::StopFailed) => {
+                self.vms.insert(s, running);
+                self.done(s, OpResult::StopFailed, msgs);
+            }
+            (Some(Vm::Incoming { from, .. }), VmResult::Prepared { uri }) => {
+                msgs.push(Msg::Ready {
+                    service: s,
+                    from,
+                    uri,
+                });
+                return; // still waiting for the source
+            }
+            (Some(Vm::Incoming { from, .. }), VmResult::PrepareFailed) => {
+                self.vms.remove(&s);
+                msgs.push(Msg::PrepareFailed {
+                    service: s,
+                    from,
+                    running: self.running(),
+                });
+            }
+            (Some(Vm::Outgoing { .. }), VmResult::Migrated) => {
+                self.vms.remove(&s);
+                self.done(s, OpResult::Migrated, msgs);
+            }
+            (Some(Vm::Outgoing { .. }), VmResult::MigrateFailed { on_source }) => {
+                if on_source {
+                    self.vms.insert(s, running);
+                } else {
+                    self.vms.remove(&s);
+                }
+                self.done(s, OpResult::MigrateFailed { on_source }, msgs);
+            }
+            (vm, result) => {
+                debug!(service = %s, ?vm, ?result, "unexpected operation result ignored");
+                return;
+            }
+        }
+        self.next_queued(now, quorate, out, msgs);
+    }
+
+    /// A status check answered.
+    pub(super) fn status(
+        &mut self,
+        now: Millis,
+        s: ServiceIndex,
+        up: bool,
+        quorate: bool,
+        out: &mut Vec<Action>,
+        msgs: &mut Vec<Msg>,
+    ) {
+        match self.vms.get(&s).copied() {
+            Some(Vm::Running { .. }) => {
+                if up {
+                    self.vms.insert(
+                        s,
+                        Vm::Running {
+                            next_check: now.plus(self.interval_ms),
+                            checking: false,
+                        },
+                    );
+                } else {
+                    warn!(service = %s, "status check failed");
+                    // Kept as running (it may hold resources) until a stop succeeds; no
+                    // more checks until then.
+                    self.vms.insert(
+                        s,
+                        Vm::Running {
+                            next_check: Millis(u64::MAX),
+                            checking: false,
+                        },
+                    );
+                    msgs.push(Msg::StatusFailed {
+                        service: s,
+                        running: self.running(),
+                    });
+                }
+            }
+            Some(Vm::Incoming {
+                resolving: true, ..
+            }) => {
+                if up {
+                    info!(service = %s, "incoming VM arrived before its source left");
+                    self.vms.insert(
+                        s,
+                        Vm::Running {
+                            next_check: now.plus(self.interval_ms),
+                            checking: false,
+                        },
+                    );
+                } else {
+                    self.vms.remove(&s);
+                    out.push(Action::AbortIncoming { service: s });
+                }
+                msgs.push(Msg::Running {
+                    running: self.running(),
+                });
+                self.next_queued(now, quorate, out, msgs);
+            }
+            _ => {}
+        }
+    }
+
+    /// Quorum lost: stop every local VM without touching the table (§3.7).
+    pub(super) fn stop_all(&mut self, now: Millis, out: &mut Vec<Action>, msgs: &mut Vec<Msg>) {
+        let all: Vec<ServiceIndex> = self.vms.keys().copied().collect();
+        for s in all {
+            let busy = self.busy(s);
+            let q = self.queued.entry(s).or_default();
+            q.clear();
+            if busy {
+                q.push_back(Command::Stop {
+                    service: s,
+                    node: self.me,
+                });
+            } else {
+                self.command(
+                    now,
+                    Command::Stop {
+                        service: s,
+                        node: self.me,
+                    },
+                    false,
+                    out,
+                    msgs,
+                );
+            }
+        }
+        self.queued.retain(|_, q| !q.is_empty());
+    }
+
+    fn next_queued(
+        &mut self,
+        now: Millis,
+        quorate: bool,
+        out: &mut Vec<Action>,
+        msgs: &mut Vec<Msg>,
+    ) {
+        let ready: Vec<ServiceIndex> = self
+            .queued
+            .keys()
+            .copied()
+            .filter(|s| !self.busy(*s))
+            .collect();
+        for s in ready {
+            let Some(cmd) = self.queued.get_mut(&s).and_then(|q| q.pop_front()) else {
+                continue;
+            };
+            if self.queued.get(&s).is_some_and(|q| q.is_empty()) {
+                self.queued.remove(&s);
+            }
+            self.command(now, cmd, quorate, out, msgs);
+        }
+    }
+
+    /// Status checks that are due.
+    pub(super) fn tick(&mut self, now: Millis, out: &mut Vec<Action>) {
+        for (s, vm) in self.vms.iter_mut() {
+            if let Vm::Running {
+                next_check,
+                checking: false,
+            } = *vm
+            {
+                if next_check <= now {
+                    *vm = Vm::Running {
+                        next_check,
+                        checking: true,
+                    };
+                    out.push(Action::CheckStatus { service: *s });
+                }
+            }
+        }
+    }
+
+    pub(super) fn next_deadline(&self) -> Option<Millis> {
+        self.vms
+            .values()
+            .filter_map(|vm| match *vm {
+                Vm::Running {
+                    next_check,
+                    checking: false,
+                } if next_check != Millis(u64::MAX) => Some(next_check),
+                _ => None,
+            })
+            .min()
+    }
+}

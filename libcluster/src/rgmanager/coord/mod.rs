@@ -1,0 +1,1006 @@
+//! rgmanagerd's distributed protocol: one coordinator runs the placement [`Engine`], every
+//! member replicates its table and runs what it is told (docs/rgmanager-protocol.md).
+//!
+//! ```text
+//!   group view ──▶ every member sends Report{gv, synced, running}
+//!        │
+//!        ▼ all reports of the view delivered (same point on every member)
+//!   coordinator := lowest member holding the table (none holds it: cold start, lowest member)
+//!        │  joiners lack the table ──▶ coordinator sends Table
+//!        ▼
+//!   coordinator, quorate, no cold fencing pending ──▶ READY: Engine View + every Report
+//!        │  Decisions{records, commands} ──▶ members apply records, named node executes
+//!        │  Done / StatusFailed / Ready / PrepareFailed ◀── members (each with `running`)
+//!        │  AwaitFencing ──▶ IsFenced{node, incarnation} ──▶ fenced ──▶ Fenced message
+//!        ▼
+//!   quorum lost: every node stops its VMs and nothing is decided
+//! ```
+//!
+//! What we copy from rgmanager (spec/rgmanager.md): the replicated record per service and
+//! its `RG_EVENT` broadcast (§1.4), a dead node's services restarted only after fencing
+//! (§3.6), emergency stop on quorum loss (§3.7), user requests answered with `RG_E*` codes
+//! (§2.11) and migration failure outcomes (§4.4). What is ours: one decision maker chosen
+//! from ordered group events instead of DLM locks, members reporting what they run (R1), and
+//! a two-step live migration (target prepares, then the source sends).
+//!
+//! Every input arrives through [`Coordinator::handle`]; everything the shell must do comes
+//! out as [`Action`]s. Group payloads are [`Msg`]s (postcard, versioned).
+
+mod local;
+pub mod msg;
+mod restore;
+
+#[cfg(test)]
+mod tests;
+
+pub use msg::{
+    AdminRequest, Command, CoordError, GroupViewId, Msg, PendingFence, RecordUpdate, Table,
+    PROTOCOL_VERSION,
+};
+
+use super::catalog::{Catalog, ServiceIndex};
+use super::engine::{self, Engine};
+use super::request::Request;
+use super::state::{Intent, ServiceRecord, ServiceState};
+use crate::membership::ViewId;
+use crate::{Millis, NodeId};
+use local::Local;
+use std::collections::{BTreeMap, BTreeSet};
+use tracing::{debug, info, warn};
+
+/// The cmand group every rgmanagerd joins.
+pub const GROUP: &str = "rgmanager";
+
+/// `RG_EAGAIN`: temporary failure, try again (the coordinator changed or is not ready).
+pub const RG_EAGAIN: i32 = -6;
+/// `RG_EQUORUM`: the operation requires quorum.
+pub const RG_EQUORUM: i32 = -9;
+/// `RG_ENOSERVICE`.
+pub const RG_ENOSERVICE: i32 = -4;
+
+/// Static settings of one node's coordinator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CoordConfig {
+    /// This node.
+    pub me: NodeId,
+    /// This node's cmand incarnation.
+    pub incarnation: u64,
+    /// Every configured node (cold start waits for the absent ones to be fenced).
+    pub nodes: Vec<NodeId>,
+    /// Status check interval of a started VM (ms).
+    pub status_interval_ms: u64,
+}
+
+/// How a local hypervisor operation ended (the shell's answer to a VM action).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VmResult {
+    /// [`Action::StartVm`] succeeded.
+    Started,
+    /// [`Action::StartVm`] failed.
+    StartFailed,
+    /// [`Action::StopVm`] succeeded.
+    Stopped,
+    /// [`Action::StopVm`] failed.
+    StopFailed,
+    /// [`Action::PrepareIncoming`] is listening at `uri`.
+    Prepared {
+        /// Where the source sends the VM.
+        uri: String,
+    },
+    /// [`Action::PrepareIncoming`] failed.
+    PrepareFailed,
+    /// [`Action::MigrateOut`] finished: the VM runs on the target.
+    Migrated,
+    /// [`Action::MigrateOut`] failed; `on_source` as in spec §4.4.
+    MigrateFailed {
+        /// The VM still runs here.
+        on_source: bool,
+    },
+}
+
+/// One input from the shell.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// cmand installed a view: members with incarnations.
+    ClusterView {
+        /// Members.
+        members: Vec<(NodeId, u64)>,
+    },
+    /// cmand's quorum changed.
+    Quorum {
+        /// Quorate now.
+        quorate: bool,
+    },
+    /// The `rgmanager` group's membership changed (cmand `GroupView`).
+    GroupView {
+        /// The cmand view of the event.
+        view: ViewId,
+        /// Its sequence number.
+        seq: u64,
+        /// Members now.
+        members: Vec<NodeId>,
+    },
+    /// A message of the `rgmanager` group (cmand `Deliver`).
+    Deliver {
+        /// Sender.
+        from: NodeId,
+        /// Payload.
+        payload: Vec<u8>,
+    },
+    /// A VM operation this node ran finished.
+    VmDone {
+        /// The service.
+        service: ServiceIndex,
+        /// How.
+        result: VmResult,
+    },
+    /// The answer to [`Action::CheckStatus`].
+    Status {
+        /// The service.
+        service: ServiceIndex,
+        /// Whether the VM runs here.
+        running: bool,
+    },
+    /// fenced's answer to [`Action::IsFenced`].
+    FenceAnswer {
+        /// The node asked about.
+        node: NodeId,
+        /// The incarnation asked about.
+        incarnation: u64,
+        /// `FenceState::Fenced`.
+        fenced: bool,
+    },
+    /// fenced published an event (a node fenced, the domain changed): ask again.
+    FenceEvent,
+    /// A local `clusvcadm` request; answered by [`Action::Reply`] with the same id.
+    Admin {
+        /// Chosen by the shell.
+        id: u64,
+        /// The service.
+        service: ServiceIndex,
+        /// What.
+        request: Request,
+    },
+    /// A timer fired (at or after [`Coordinator::next_deadline`]).
+    Tick,
+}
+
+/// What the shell must do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Join the cmand group [`GROUP`] (once, at start).
+    JoinGroup,
+    /// Send a payload to the group.
+    Send(Vec<u8>),
+    /// Start the VM; answer [`Input::VmDone`].
+    StartVm {
+        /// The service.
+        service: ServiceIndex,
+    },
+    /// Stop the VM; answer [`Input::VmDone`].
+    StopVm {
+        /// The service.
+        service: ServiceIndex,
+    },
+    /// Prepare to receive the VM from `from`; answer [`VmResult::Prepared`] with a URI.
+    PrepareIncoming {
+        /// The service.
+        service: ServiceIndex,
+        /// The source.
+        from: NodeId,
+    },
+    /// Drop a prepared incoming VM (no answer).
+    AbortIncoming {
+        /// The service.
+        service: ServiceIndex,
+    },
+    /// Live-migrate the VM to `to` at `uri`; answer [`Input::VmDone`].
+    MigrateOut {
+        /// The service.
+        service: ServiceIndex,
+        /// The target.
+        to: NodeId,
+        /// Where.
+        uri: String,
+    },
+    /// Check whether the VM runs here; answer [`Input::Status`].
+    CheckStatus {
+        /// The service.
+        service: ServiceIndex,
+    },
+    /// Ask fenced `is_fenced(node, incarnation)`; answer [`Input::FenceAnswer`].
+    IsFenced {
+        /// The node.
+        node: NodeId,
+        /// The incarnation that left.
+        incarnation: u64,
+    },
+    /// Complete the local `clusvcadm` call `id`: 0 or an `RG_E*` code.
+    Reply {
+        /// The request id.
+        id: u64,
+        /// The code.
+        code: i32,
+    },
+}
+
+/// One node's rgmanager protocol state: local executor, table replica and, on the
+/// coordinator, the engine.
+#[derive(Clone, Debug)]
+pub struct Coordinator {
+    cfg: CoordConfig,
+    cat: Catalog,
+    quorate: bool,
+    incarnations: BTreeMap<NodeId, u64>,
+    // group
+    gv: Option<GroupViewId>,
+    members: BTreeSet<NodeId>,
+    reports: BTreeMap<NodeId, bool>,
+    finalized: bool,
+    latest: BTreeMap<NodeId, Vec<ServiceIndex>>,
+    // replica
+    synced: bool,
+    records: Vec<ServiceRecord>,
+    intents: Vec<Intent>,
+    pending: BTreeMap<NodeId, PendingFence>,
+    migrations: BTreeMap<ServiceIndex, (NodeId, NodeId)>,
+    coordinator: Option<NodeId>,
+    /// The last coordinator chosen (kept after it leaves).
+    last_coordinator: Option<NodeId>,
+    // coordinator only
+    engine: Option<Engine>,
+    ready: bool,
+    fenced_sent: BTreeSet<(NodeId, u64)>,
+    // local
+    local: Local,
+    requests: BTreeSet<u64>,
+    msgs: Vec<Msg>,
+}
+
+impl Coordinator {
+    /// A node's protocol state for `catalog`; call [`Coordinator::start`] next.
+    pub fn new(cfg: CoordConfig, catalog: Catalog) -> Coordinator {
+        let records = vec![ServiceRecord::new(); catalog.len()];
+        let intents = catalog
+            .indexes()
+            .map(|s| Intent::initial(catalog.service(s).autostart))
+            .collect();
+        let local = Local::new(cfg.me, cfg.status_interval_ms);
+        Coordinator {
+            cfg,
+            cat: catalog,
+            quorate: false,
+            incarnations: BTreeMap::new(),
+            gv: None,
+            members: BTreeSet::new(),
+            reports: BTreeMap::new(),
+            finalized: false,
+            latest: BTreeMap::new(),
+            synced: false,
+            records,
+            intents,
+            pending: BTreeMap::new(),
+            migrations: BTreeMap::new(),
+            coordinator: None,
+            last_coordinator: None,
+            engine: None,
+            ready: false,
+            fenced_sent: BTreeSet::new(),
+            local,
+            requests: BTreeSet::new(),
+            msgs: Vec::new(),
+        }
+    }
+
+    /// Joins the group (the shell has stopped every configured VM first, §2.5).
+    pub fn start(&mut self, out: &mut Vec<Action>) {
+        out.push(Action::JoinGroup);
+    }
+
+    // ---- reads (clustat) ----
+
+    /// The replicated record of `s` (as last published).
+    pub fn record(&self, s: ServiceIndex) -> Option<&ServiceRecord> {
+        self.records.get(s.0 as usize)
+    }
+
+    /// The replicated intent of `s`.
+    pub fn intent(&self, s: ServiceIndex) -> Option<&Intent> {
+        self.intents.get(s.0 as usize)
+    }
+
+    /// The current coordinator, if one is chosen for this group view.
+    pub fn coordinator(&self) -> Option<NodeId> {
+        self.coordinator
+    }
+
+    /// Whether this node is the coordinator and deciding.
+    pub fn is_deciding(&self) -> bool {
+        self.ready
+    }
+
+    /// Whether this node holds the replicated table.
+    pub fn synced(&self) -> bool {
+        self.synced
+    }
+
+    /// The coordinator's engine (this node is the coordinator).
+    pub fn engine(&self) -> Option<&Engine> {
+        self.engine.as_ref()
+    }
+
+    /// Services that may run on this node (in-flight operations included).
+    pub fn local_running(&self) -> Vec<ServiceIndex> {
+        self.local.running()
+    }
+
+    /// Dead nodes whose fencing is awaited.
+    pub fn pending_fencing(&self) -> impl Iterator<Item = (NodeId, PendingFence)> + '_ {
+        self.pending.iter().map(|(n, p)| (*n, *p))
+    }
+
+    /// The catalog.
+    pub fn catalog(&self) -> &Catalog {
+        &self.cat
+    }
+
+    /// When [`Input::Tick`] is next due.
+    pub fn next_deadline(&self) -> Option<Millis> {
+        self.local.next_deadline()
+    }
+
+    // ---- the one entry point ----
+
+    /// Applies one input.
+    pub fn handle(&mut self, now: Millis, input: Input, out: &mut Vec<Action>) {
+        match input {
+            Input::ClusterView { members } => {
+                for (n, inc) in members {
+                    self.incarnations.insert(n, inc);
+                }
+            }
+            Input::Quorum { quorate } => self.on_quorum(now, quorate, out),
+            Input::GroupView { view, seq, members } => {
+                self.on_group_view(now, GroupViewId { view, seq }, members, out)
+            }
+            Input::Deliver { from, payload } => match Msg::decode(from, &payload) {
+                Ok(m) => self.on_msg(now, from, m, out),
+                Err(e) => warn!(error = %e, "dropped rgmanager message"),
+            },
+            Input::VmDone { service, result } => {
+                let q = self.quorate;
+                self.local
+                    .vm_done(now, service, result, q, out, &mut self.msgs)
+            }
+            Input::Status { service, running } => {
+                let q = self.quorate;
+                self.local
+                    .status(now, service, running, q, out, &mut self.msgs)
+            }
+            Input::FenceAnswer {
+                node,
+                incarnation,
+                fenced,
+            } => self.on_fence_answer(now, node, incarnation, fenced, out),
+            Input::FenceEvent => self.ask_all(out),
+            Input::Admin {
+                id,
+                service,
+                request,
+            } => self.on_admin(id, service, request, out),
+            Input::Tick => self.local.tick(now, out),
+        }
+        self.flush(out);
+    }
+
+    fn flush(&mut self, out: &mut Vec<Action>) {
+        for m in self.msgs.drain(..) {
+            out.push(Action::Send(m.encode()));
+        }
+    }
+
+    fn on_quorum(&mut self, now: Millis, quorate: bool, out: &mut Vec<Action>) {
+        if quorate == self.quorate {
+            return;
+        }
+        self.quorate = quorate;
+        if !quorate {
+            warn!("#1: Quorum Dissolved; stopping every local service");
+            self.local.stop_all(now, out, &mut self.msgs);
+            self.ready = false;
+            if let Some(e) = self.engine.as_mut() {
+                let mut scratch = Vec::new();
+                let members = e.members().clone();
+                e.handle(
+                    now,
+                    engine::Input::View {
+                        members,
+                        quorate: false,
+                    },
+                    &mut scratch,
+                );
+            }
+        } else {
+            info!("Quorum Regained");
+            self.maybe_ready(now, out);
+        }
+    }
+
+    fn on_group_view(
+        &mut self,
+        now: Millis,
+        gv: GroupViewId,
+        members: Vec<NodeId>,
+        out: &mut Vec<Action>,
+    ) {
+        let members: BTreeSet<NodeId> = members.into_iter().collect();
+        if !members.contains(&self.cfg.me) {
+            return; // a view of the group without us: we left
+        }
+        let gone: Vec<NodeId> = self.members.difference(&members).copied().collect();
+        for &n in &gone {
+            self.latest.remove(&n);
+            self.local.source_left(n, out);
+            if self.synced {
+                let incarnation = self.incarnations.get(&n).copied().unwrap_or(0);
+                self.pending.entry(n).or_insert(PendingFence {
+                    incarnation,
+                    cold: false,
+                });
+            }
+        }
+        if self.coordinator.is_some_and(|c| !members.contains(&c)) {
+            self.change_coordinator(None, out);
+        }
+        self.members = members;
+        self.gv = Some(gv);
+        self.reports.clear();
+        self.finalized = false;
+        self.ready = false;
+        self.msgs.push(Msg::Report {
+            gv,
+            incarnation: self.cfg.incarnation,
+            synced: self.synced,
+            running: self.local.running(),
+        });
+        let _ = now;
+    }
+
+    fn change_coordinator(&mut self, to: Option<NodeId>, out: &mut Vec<Action>) {
+        if self.coordinator == to {
+            return;
+        }
+        info!(from = ?self.coordinator, to = ?to, "coordinator changed");
+        self.coordinator = to;
+        if to != Some(self.cfg.me) {
+            self.engine = None;
+            self.ready = false;
+            self.fenced_sent.clear();
+        }
+        for id in std::mem::take(&mut self.requests) {
+            out.push(Action::Reply {
+                id,
+                code: RG_EAGAIN,
+            });
+        }
+    }
+
+    fn is_coordinator(&self, n: NodeId) -> bool {
+        self.coordinator == Some(n)
+    }
+
+    fn on_msg(&mut self, now: Millis, from: NodeId, m: Msg, out: &mut Vec<Action>) {
+        let member = self.members.contains(&from);
+        match m {
+            Msg::Report {
+                gv,
+                incarnation,
+                synced,
+                running,
+            } => {
+                if !member {
+                    return;
+                }
+                self.latest.insert(from, running);
+                if Some(gv) != self.gv {
+                    self.feed_report(now, from, out);
+                    return;
+                }
+                self.incarnations.insert(from, incarnation);
+                // It is alive and says what it runs: nothing of an earlier life waits.
+                if self.pending.remove(&from).is_some() {
+                    debug!(node = %from, "a departed node reported again");
+                }
+                self.reports.insert(from, synced);
+                if !self.finalized && self.members.iter().all(|n| self.reports.contains_key(n)) {
+                    self.finalize(now, out);
+                }
+            }
+            Msg::Done {
+                service,
+                result,
+                running,
+            } => {
+                if !member || !self.cat.contains(service) {
+                    return;
+                }
+                self.latest.insert(from, running);
+                if self.migrations.get(&service).is_some_and(|m| m.0 == from) {
+                    self.migrations.remove(&service);
+                }
+                self.local
+                    .peer_done(now, from, service, result, out, &mut self.msgs);
+                self.feed(
+                    now,
+                    engine::Input::Done {
+                        service,
+                        node: from,
+                        result,
+                    },
+                    out,
+                );
+                self.feed_report(now, from, out);
+            }
+            Msg::StatusFailed { service, running } => {
+                if !member || !self.cat.contains(service) {
+                    return;
+                }
+                self.latest.insert(from, running);
+                self.feed(
+                    now,
+                    engine::Input::StatusFailed {
+                        service,
+                        node: from,
+                    },
+                    out,
+                );
+                self.feed_report(now, from, out);
+            }
+            Msg::Running { running } => {
+                if !member {
+                    return;
+                }
+                self.latest.insert(from, running);
+                self.feed_report(now, from, out);
+            }
+            Msg::PrepareFailed {
+                service,
+                from: source,
+                running,
+            } => {
+                if !member || !self.cat.contains(service) {
+                    return;
+                }
+                self.latest.insert(from, running);
+                if self.migrations.get(&service) == Some(&(source, from)) {
+                    self.migrations.remove(&service);
+                }
+                self.feed(
+                    now,
+                    engine::Input::Done {
+                        service,
+                        node: source,
+                        result: engine::OpResult::MigrateFailed { on_source: true },
+                    },
+                    out,
+                );
+                self.feed_report(now, from, out);
+            }
+            Msg::Ready {
+                service,
+                from: source,
+                uri,
+            } => {
+                if member && source == self.cfg.me && self.cat.contains(service) {
+                    self.local.ready(service, from, uri, out, &mut self.msgs);
+                }
+            }
+            Msg::Decisions { records, commands } => {
+                if !self.is_coordinator(from) {
+                    debug!(node = %from, "decisions from a former coordinator ignored");
+                    return;
+                }
+                self.apply_decisions(now, records, commands, out);
+            }
+            Msg::Fenced { node, incarnation } => {
+                if !self.is_coordinator(from) {
+                    return;
+                }
+                self.fenced_sent.remove(&(node, incarnation));
+                if self
+                    .pending
+                    .get(&node)
+                    .is_some_and(|p| p.incarnation <= incarnation)
+                {
+                    self.pending.remove(&node);
+                }
+                self.feed(now, engine::Input::Fenced { node }, out);
+                self.maybe_ready(now, out);
+            }
+            Msg::Table(t) => {
+                if self.synced || Some(t.gv) != self.gv || !member {
+                    return;
+                }
+                self.adopt(t, from);
+                self.maybe_ready(now, out);
+            }
+            Msg::Request {
+                origin,
+                id,
+                service,
+                request,
+            } => self.on_request(now, origin, id, service, request, out),
+            Msg::Reply { origin, id, code } => {
+                if origin == self.cfg.me && self.requests.remove(&id) {
+                    out.push(Action::Reply { id, code });
+                }
+            }
+        }
+    }
+
+    fn apply_decisions(
+        &mut self,
+        now: Millis,
+        records: Vec<RecordUpdate>,
+        commands: Vec<Command>,
+        out: &mut Vec<Action>,
+    ) {
+        let running = self.local.running();
+        for u in records {
+            let i = u.service.0 as usize;
+            if i >= self.records.len() {
+                continue;
+            }
+            // The table says it runs here but it does not: as a failed status check.
+            if u.record.state == ServiceState::Started
+                && u.record.owner == Some(self.cfg.me)
+                && !running.contains(&u.service)
+            {
+                warn!(service = %u.service, "the table says this node runs it; it does not");
+                self.msgs.push(Msg::StatusFailed {
+                    service: u.service,
+                    running: running.clone(),
+                });
+            }
+            self.records[i] = u.record;
+            self.intents[i] = u.intent;
+        }
+        for c in commands {
+            if !self.cat.contains(c.service()) {
+                continue;
+            }
+            match c {
+                Command::Prepare {
+                    service, from, to, ..
+                } => {
+                    self.migrations.insert(service, (from, to));
+                }
+                Command::Start { service, .. } | Command::Stop { service, .. } => {
+                    self.migrations.remove(&service);
+                }
+            }
+            let mine = match c {
+                Command::Start { node, .. } | Command::Stop { node, .. } => node == self.cfg.me,
+                Command::Prepare { to, .. } => to == self.cfg.me,
+            };
+            if mine {
+                let q = self.quorate;
+                self.local.command(now, c, q, out, &mut self.msgs);
+            }
+        }
+    }
+
+    /// Every member's report of this group view is in: the same point on every member.
+    fn finalize(&mut self, now: Millis, out: &mut Vec<Action>) {
+        self.finalized = true;
+        let synced: BTreeSet<NodeId> = self
+            .reports
+            .iter()
+            .filter(|(_, s)| **s)
+            .map(|(n, _)| *n)
+            .collect();
+        let coordinator = match synced.first() {
+            Some(&c) => c,
+            None => {
+                self.cold_start();
+                self.members.first().copied().unwrap_or(self.cfg.me)
+            }
+        };
+        if self.synced
+            && self
+                .last_coordinator
+                .is_some_and(|c| !self.members.contains(&c))
+        {
+            // The old coordinator died: commands it delivered to itself (or to other nodes
+            // that died with it) may never reach us, so any dead node may run anything.
+            // Decide nothing until every dead node is fenced.
+            for p in self.pending.values_mut() {
+                p.cold = true;
+            }
+        }
+        self.last_coordinator = Some(coordinator);
+        self.change_coordinator(Some(coordinator), out);
+        if coordinator == self.cfg.me {
+            if self.engine.is_none() {
+                info!(gv = ?self.gv, "taking over as coordinator");
+                self.engine = Some(self.build_engine(now));
+            }
+            if self.reports.values().any(|s| !*s) {
+                let t = self.table();
+                self.msgs.push(Msg::Table(t));
+            }
+            self.ask_all(out);
+        }
+        self.maybe_ready(now, out);
+    }
+
+    /// Nobody holds the table: start from the configuration, and wait for every
+    /// configured node that is not a member to be fenced (or to join).
+    fn cold_start(&mut self) {
+        info!("no member holds the service table; starting from the configuration");
+        self.records = vec![ServiceRecord::new(); self.cat.len()];
+        self.intents = self
+            .cat
+            .indexes()
+            .map(|s| Intent::initial(self.cat.service(s).autostart))
+            .collect();
+        self.migrations.clear();
+        self.pending.clear();
+        for &n in &self.cfg.nodes {
+            if !self.members.contains(&n) {
+                let incarnation = self.incarnations.get(&n).copied().unwrap_or(0);
+                self.pending.insert(
+                    n,
+                    PendingFence {
+                        incarnation,
+                        cold: true,
+                    },
+                );
+            }
+        }
+        self.synced = true;
+    }
+
+    fn adopt(&mut self, t: Table, from: NodeId) {
+        if t.records.len() != self.records.len() {
+            warn!(node = %from, "table of another configuration ignored");
+            return;
+        }
+        for (i, (r, intent)) in t.records.into_iter().enumerate() {
+            self.records[i] = r;
+            self.intents[i] = intent;
+        }
+        self.pending = t
+            .pending
+            .into_iter()
+            .filter(|(n, _)| !self.members.contains(n))
+            .collect();
+        self.migrations = t
+            .migrations
+            .into_iter()
+            .map(|(s, a, b)| (s, (a, b)))
+            .collect();
+        self.synced = true;
+        self.last_coordinator = Some(from);
+        info!(node = %from, "service table received");
+    }
+
+    /// The table as decided so far: the engine's records (they include decisions not yet
+    /// delivered back), the replica's fencing and migrations.
+    fn table(&self) -> Table {
+        let records = self
+            .cat
+            .indexes()
+            .map(|s| match &self.engine {
+                Some(e) => (e.record(s).clone(), *e.intent(s)),
+                None => (
+                    self.records[s.0 as usize].clone(),
+                    self.intents[s.0 as usize],
+                ),
+            })
+            .collect();
+        Table {
+            gv: self.gv.unwrap_or(GroupViewId {
+                view: ViewId {
+                    epoch: 0,
+                    coordinator: self.cfg.me,
+                    incarnation: 0,
+                },
+                seq: 0,
+            }),
+            records,
+            pending: self.pending.iter().map(|(n, p)| (*n, *p)).collect(),
+            migrations: self
+                .migrations
+                .iter()
+                .map(|(s, (a, b))| (*s, *a, *b))
+                .collect(),
+        }
+    }
+
+    fn maybe_ready(&mut self, now: Millis, out: &mut Vec<Action>) {
+        if self.ready
+            || self.engine.is_none()
+            || !self.quorate
+            || !self.finalized
+            || self.pending.values().any(|p| p.cold)
+        {
+            return;
+        }
+        self.ready = true;
+        info!(members = self.members.len(), "coordinator deciding");
+        let members = self.members.clone();
+        self.feed(
+            now,
+            engine::Input::View {
+                members: members.clone(),
+                quorate: true,
+            },
+            out,
+        );
+        for n in members {
+            self.feed_report(now, n, out);
+        }
+        self.ask_all(out);
+    }
+
+    fn feed_report(&mut self, now: Millis, node: NodeId, out: &mut Vec<Action>) {
+        if !self.ready {
+            return;
+        }
+        let running = self.latest.get(&node).cloned().unwrap_or_default();
+        self.feed(now, engine::Input::Report { node, running }, out);
+    }
+
+    /// Feeds the engine (when this node is the coordinator) and publishes its decisions.
+    fn feed(&mut self, now: Millis, input: engine::Input, out: &mut Vec<Action>) {
+        let Some(e) = self.engine.as_mut() else {
+            return;
+        };
+        let mut acts = Vec::new();
+        e.handle(now, input, &mut acts);
+        self.publish(acts, out);
+    }
+
+    fn publish(&mut self, acts: Vec<engine::Action>, out: &mut Vec<Action>) {
+        let Some(e) = self.engine.as_ref() else {
+            return;
+        };
+        let mut records = Vec::new();
+        let mut commands = Vec::new();
+        let mut ask = Vec::new();
+        for a in acts {
+            match a {
+                engine::Action::Record { service, record } => records.push(RecordUpdate {
+                    service,
+                    record,
+                    intent: *e.intent(service),
+                }),
+                engine::Action::Start { service, node, .. } => {
+                    commands.push(Command::Start { service, node })
+                }
+                engine::Action::Stop { service, node, .. } => {
+                    commands.push(Command::Stop { service, node })
+                }
+                engine::Action::Migrate { service, from, to } => {
+                    commands.push(Command::Prepare { service, from, to })
+                }
+                engine::Action::AwaitFencing { node, .. } => ask.push(node),
+            }
+        }
+        if !records.is_empty() || !commands.is_empty() {
+            self.msgs.push(Msg::Decisions { records, commands });
+        }
+        for n in ask {
+            self.ask(n, out);
+        }
+    }
+
+    fn ask(&self, node: NodeId, out: &mut Vec<Action>) {
+        let incarnation = match self.pending.get(&node) {
+            Some(p) => p.incarnation,
+            None => self.incarnations.get(&node).copied().unwrap_or(0),
+        };
+        out.push(Action::IsFenced { node, incarnation });
+    }
+
+    fn ask_all(&mut self, out: &mut Vec<Action>) {
+        if self.coordinator != Some(self.cfg.me) || !self.finalized {
+            return;
+        }
+        let nodes: Vec<NodeId> = self.pending.keys().copied().collect();
+        for n in nodes {
+            self.ask(n, out);
+        }
+    }
+
+    fn on_fence_answer(
+        &mut self,
+        now: Millis,
+        node: NodeId,
+        incarnation: u64,
+        fenced: bool,
+        out: &mut Vec<Action>,
+    ) {
+        if !fenced || self.coordinator != Some(self.cfg.me) || self.members.contains(&node) {
+            return;
+        }
+        match self.pending.get(&node) {
+            Some(p) if p.incarnation <= incarnation => {
+                if self.fenced_sent.insert((node, incarnation)) {
+                    self.msgs.push(Msg::Fenced { node, incarnation });
+                }
+            }
+            Some(_) => {}
+            // Already cleared in the table: the engine may still wait (a restored hold).
+            None => self.feed(now, engine::Input::Fenced { node }, out),
+        }
+    }
+
+    fn on_admin(&mut self, id: u64, service: ServiceIndex, request: Request, out: &mut Vec<Action>) {
+        if !self.cat.contains(service) {
+            out.push(Action::Reply {
+                id,
+                code: RG_ENOSERVICE,
+            });
+            return;
+        }
+        if !self.quorate {
+            out.push(Action::Reply {
+                id,
+                code: RG_EQUORUM,
+            });
+            return;
+        }
+        if !self.synced || self.coordinator.is_none() || !self.requests.insert(id) {
+            out.push(Action::Reply {
+                id,
+                code: RG_EAGAIN,
+            });
+            return;
+        }
+        self.msgs.push(Msg::Request {
+            origin: self.cfg.me,
+            id,
+            service,
+            request: request.into(),
+        });
+    }
+
+    fn on_request(
+        &mut self,
+        now: Millis,
+        origin: NodeId,
+        id: u64,
+        service: ServiceIndex,
+        request: AdminRequest,
+        out: &mut Vec<Action>,
+    ) {
+        if self.coordinator.is_none() && origin == self.cfg.me && self.requests.remove(&id) {
+            out.push(Action::Reply {
+                id,
+                code: RG_EAGAIN,
+            });
+            return;
+        }
+        if self.coordinator != Some(self.cfg.me) {
+            return;
+        }
+        let code = match (self.ready, self.engine.as_mut()) {
+            (true, Some(e)) => {
+                let mut acts = Vec::new();
+                let r = e.request(now, service, request.into(), &mut acts);
+                self.publish(acts, out);
+                match r {
+                    Ok(()) => 0,
+                    Err(err) => {
+                        debug!(error = %err, "request refused");
+                        err.code()
+                    }
+                }
+            }
+            _ => RG_EAGAIN,
+        };
+        self.msgs.push(Msg::Reply { origin, id, code });
+    }
+}

@@ -1,0 +1,105 @@
+//! A new coordinator builds its engine from the replicated table and the members' reports.
+//!
+//! Operations in flight are not replicated, so every record is brought to a settled state:
+//!
+//! | the service is ... | restored as |
+//! |---|---|
+//! | reported by a live member | `started` there (a second reporter gets a duplicate stop) |
+//! | possibly on a dead, unfenced node (owner, migration target, or last owner of a service stopped because that node died) | `started` on that node, which is then lost: `stopped` + wait for its fencing (F1) |
+//! | on a live member that does not report it | `stopped` (or `disabled`), last owner kept |
+//! | anything else | as replicated |
+//!
+//! The dead nodes enter the engine as members of a first, inquorate view (nothing is
+//! decided), and leave it in the quorate view fed when the coordinator becomes ready.
+
+use super::super::catalog::ServiceIndex;
+use super::super::engine::{self, Engine};
+use super::super::state::{ServiceRecord, ServiceState};
+use super::Coordinator;
+use crate::{Millis, NodeId};
+use std::collections::BTreeSet;
+
+impl Coordinator {
+    pub(super) fn build_engine(&self, now: Millis) -> Engine {
+        let mut e = Engine::new(self.cat.clone());
+        let mut ghosts = BTreeSet::new();
+        for s in self.cat.indexes() {
+            let i = s.0 as usize;
+            let rec = self.records[i].clone();
+            let intent = self.intents[i];
+            let restored = match self.reporter(s) {
+                Some(n) => started_on(&rec, n),
+                None => match self.ghost_location(s, &rec) {
+                    Some(g) => {
+                        ghosts.insert(g);
+                        started_on(&rec, g)
+                    }
+                    None if rec.state.occupies_owner() => {
+                        let mut r = rec.clone();
+                        r.state = if intent.enabled {
+                            ServiceState::Stopped
+                        } else {
+                            ServiceState::Disabled
+                        };
+                        if r.owner.is_some() {
+                            r.last_owner = r.owner;
+                        }
+                        r.owner = None;
+                        r
+                    }
+                    None => rec,
+                },
+            };
+            e.restore(s, restored, intent);
+        }
+        let mut members = self.members.clone();
+        members.extend(ghosts);
+        let mut scratch = Vec::new();
+        e.handle(
+            now,
+            engine::Input::View {
+                members,
+                quorate: false,
+            },
+            &mut scratch,
+        );
+        e
+    }
+
+    /// The first live member whose latest message says it runs `s`.
+    fn reporter(&self, s: ServiceIndex) -> Option<NodeId> {
+        self.members
+            .iter()
+            .copied()
+            .find(|n| self.latest.get(n).is_some_and(|r| r.contains(&s)))
+    }
+
+    /// A dead, unfenced node `s` may still run on.
+    fn ghost_location(&self, s: ServiceIndex, rec: &ServiceRecord) -> Option<NodeId> {
+        let dead = |n: &NodeId| self.pending.contains_key(n) && !self.members.contains(n);
+        let mut possible = Vec::new();
+        if rec.state.occupies_owner() {
+            possible.extend(rec.owner);
+        }
+        if let Some(&(_, to)) = self.migrations.get(&s) {
+            possible.push(to);
+        }
+        if matches!(
+            rec.state,
+            ServiceState::Stopped | ServiceState::Recovering | ServiceState::Uninitialized
+        ) {
+            possible.extend(rec.last_owner);
+        }
+        possible.into_iter().find(dead)
+    }
+}
+
+fn started_on(rec: &ServiceRecord, n: NodeId) -> ServiceRecord {
+    let mut r = rec.clone();
+    if r.owner.is_some() && r.owner != Some(n) {
+        r.last_owner = r.owner;
+    }
+    r.state = ServiceState::Started;
+    r.owner = Some(n);
+    r
+}
