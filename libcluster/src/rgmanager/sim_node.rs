@@ -355,8 +355,10 @@ impl RgSimNode {
 
     fn op_time(&self, ctx: &mut Ctx<'_, Self>) -> Millis {
         let c = &self.hv_cfg;
-        ctx.now
-            .plus(ctx.rng.random_range(c.op_min_ms..=c.op_max_ms.max(c.op_min_ms)))
+        ctx.now.plus(
+            ctx.rng
+                .random_range(c.op_min_ms..=c.op_max_ms.max(c.op_min_ms)),
+        )
     }
 
     fn coord_action(&mut self, ctx: &mut Ctx<'_, Self>, a: coord::Action) {
@@ -425,7 +427,10 @@ impl RgSimNode {
         for (_, op) in due {
             let (service, result) = match op {
                 Op::Start(s) => {
-                    if ctx.rng.random_bool(self.hv_cfg.start_failure.clamp(0.0, 1.0)) {
+                    if ctx
+                        .rng
+                        .random_bool(self.hv_cfg.start_failure.clamp(0.0, 1.0))
+                    {
                         (s, VmResult::StartFailed)
                     } else {
                         self.hv

@@ -252,7 +252,7 @@ fn run(cli: Cli) -> Result<(), String> {
             let lab_opts = lab::LabOptions {
                 network,
                 owned: hold,
-                stack: lab::Stack::Fencing,
+                stack: lab::Stack::Full,
             };
             let mut state = lab::up_with(&opts, &lab_opts)?;
             print!("{}", clusterlab::report::status_table(&state));

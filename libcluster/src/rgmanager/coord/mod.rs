@@ -937,7 +937,13 @@ impl Coordinator {
         }
     }
 
-    fn on_admin(&mut self, id: u64, service: ServiceIndex, request: Request, out: &mut Vec<Action>) {
+    fn on_admin(
+        &mut self,
+        id: u64,
+        service: ServiceIndex,
+        request: Request,
+        out: &mut Vec<Action>,
+    ) {
         if !self.cat.contains(service) {
             out.push(Action::Reply {
                 id,
