@@ -50,6 +50,13 @@ enum Cmd {
         #[arg(long)]
         hold: bool,
     },
+    /// The reference deployment end to end: two hosts, two VMs, clustat, a live migration,
+    /// a power cut with fencing and failover, then everything torn down (needs root and QEMU).
+    Demo {
+        /// The lab directory (default: a fresh one under the temp dir).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Start the daemons of NODE that are not running (a fresh boot).
     Start {
         /// The lab directory.
@@ -338,6 +345,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 ));
             }
         }
+        Cmd::Demo { dir } => clusterlab::demo::run(dir)?,
         Cmd::Check { dir } => {
             let verdict = clusterlab::jepsen::check_dir(&dir)?;
             print!("{}", verdict.table());
