@@ -38,7 +38,14 @@ impl Shell {
                 };
                 self.next_admin += 1;
                 let id = self.next_admin;
-                self.waiting.insert(id, (inc, service));
+                self.waiting.insert(
+                    id,
+                    super::shell::Pending {
+                        call: inc,
+                        service,
+                        request: request.clone(),
+                    },
+                );
                 self.input(Input::Admin {
                     id,
                     service: s,

@@ -28,6 +28,16 @@ use tracing::{debug, info, warn};
 /// because the check is a QMP query).
 const STATUS_INTERVAL_MS: u64 = 5000;
 
+/// A clusvcadm call in progress.
+pub struct Pending {
+    /// The call, answered once.
+    pub call: Incoming<RgRequest, RgResponse>,
+    /// The service it is about.
+    pub service: String,
+    /// What it asked.
+    pub request: libcluster::rgmanager::Request,
+}
+
 /// The daemon's state around the core.
 pub struct Shell {
     pub(super) opts: Options,
@@ -46,8 +56,11 @@ pub struct Shell {
     /// Members of the rgmanager group.
     pub(super) group_members: Vec<u32>,
     pub(super) quorate: bool,
-    /// Local clusvcadm calls waiting for the core's reply: id → (call, service name).
-    pub(super) waiting: BTreeMap<u64, (Incoming<RgRequest, RgResponse>, String)>,
+    /// Local clusvcadm calls waiting for the core's reply: id → the call.
+    pub(super) waiting: BTreeMap<u64, Pending>,
+    /// Accepted calls waiting for their service to reach the state the action leads to
+    /// (clusvcadm answers when the action is done, as the original did).
+    settling: Vec<(Pending, Instant)>,
     pub(super) next_admin: u64,
     pub(super) locked: bool,
     /// What subscribers were last told, per service.
@@ -103,6 +116,7 @@ impl Shell {
             next_admin: 0,
             locked: false,
             published: BTreeMap::new(),
+            settling: Vec::new(),
         }
     }
 
@@ -138,6 +152,67 @@ impl Shell {
             actions = std::mem::take(&mut self.out);
         }
         self.publish_changes();
+        self.settle();
+    }
+
+    /// Answers a clusvcadm call with `code` and the service's owner now.
+    fn answer(&self, p: Pending, code: i32) {
+        let owner_after = self
+            .core
+            .catalog()
+            .lookup(&p.service)
+            .and_then(|s| self.core.record(s))
+            .and_then(|r| r.owner)
+            .and_then(|o| self.conf.node_by_id(o))
+            .map(|n| n.name.clone());
+        p.call
+            .respond(Ok(RgResponse::ActionResult { code, owner_after }));
+    }
+
+    /// Answers the accepted calls whose action finished: the service reached the state the
+    /// action leads to (`RG_ESUCCESS`), or failed (`RG_EFAIL`), or 10 minutes passed.
+    fn settle(&mut self) {
+        use libcluster::rgmanager::{Request, ServiceState as S};
+        let mut still = Vec::new();
+        for (p, since) in std::mem::take(&mut self.settling) {
+            let rec = self
+                .core
+                .catalog()
+                .lookup(&p.service)
+                .and_then(|s| self.core.record(s))
+                .cloned();
+            let Some(rec) = rec else {
+                self.answer(p, 0);
+                continue;
+            };
+            let done = match &p.request {
+                Request::Enable { .. } | Request::Relocate { .. } | Request::Restart => {
+                    rec.state == S::Started
+                }
+                Request::Migrate { target } => {
+                    rec.state == S::Started && rec.owner == Some(*target)
+                }
+                Request::Disable => rec.state == S::Disabled,
+                Request::Stop => rec.state == S::Stopped,
+                Request::Freeze | Request::Unfreeze => true,
+            };
+            // A migration that left the VM started where it was failed (spec §4.4).
+            let stayed = matches!(p.request, Request::Migrate { .. })
+                && rec.state == S::Started
+                && since.elapsed() > Duration::from_secs(2);
+            if done {
+                self.answer(p, 0);
+            } else if stayed {
+                self.answer(p, libcluster::ipc::rgmanager::RG_ERELO);
+            } else if rec.state == S::Failed {
+                self.answer(p, libcluster::ipc::rgmanager::RG_EFAIL);
+            } else if since.elapsed() > Duration::from_secs(600) {
+                self.answer(p, libcluster::ipc::rgmanager::RG_EAGAIN);
+            } else {
+                still.push((p, since));
+            }
+        }
+        self.settling = still;
     }
 
     /// Tells subscribers (`clustat -i`, scripts) about every service whose record changed.
@@ -236,16 +311,12 @@ impl Shell {
                 );
             }
             Action::Reply { id, code } => {
-                if let Some((inc, service)) = self.waiting.remove(&id) {
-                    let owner_after = self
-                        .core
-                        .catalog()
-                        .lookup(&service)
-                        .and_then(|s| self.core.record(s))
-                        .and_then(|r| r.owner)
-                        .and_then(|o| self.conf.node_by_id(o))
-                        .map(|n| n.name.clone());
-                    inc.respond(Ok(RgResponse::ActionResult { code, owner_after }));
+                if let Some(p) = self.waiting.remove(&id) {
+                    if code == 0 {
+                        self.settling.push((p, Instant::now()));
+                    } else {
+                        self.answer(p, code);
+                    }
                 }
             }
         }
