@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | F1 | [`fenced_means_dead`] | once fenced reports a victim fenced by an agent (or `fence_node`), the victim's cmand incarnation writes nothing more: the power really went |
 //! | F2 | [`fencing_needs_quorum`] | a master starts fencing only while its cmand is quorate |
-//! | F3 | [`fenced_once`] | every failure a quorate survivor saw (an incarnation dropped from its view without a clean leave) is fenced exactly once by an agent, or completes otherwise (the victim came back as a new incarnation, an administrator acknowledged it) — never twice |
+//! | F3 | [`fenced_once`] | every failure a quorate survivor saw (an incarnation dropped from its view without a clean leave) is fenced exactly once by an agent, or completes otherwise (the victim came back as a new incarnation, an administrator acknowledged it, or a fenced that joined after the failure completed it as a start-up victim) — never twice |
 //!
 //! F1 is the lab's form of "recovery never precedes fencing": before rgmanagerd exists, the
 //! recovery that must wait is the survivors' belief that the victim is gone. F1 says the
@@ -213,6 +213,15 @@ pub fn fenced_once(h: &[Record]) -> Result<usize, Violation> {
         !seen.is_empty() && !clean.contains(who)
     });
     for (who, shown) in &failures {
+        // A fenced that joined after the failure knows the node only as a start-up victim
+        // (incarnation 0): that completion covers every failure of the node before it.
+        let first_seen = shown.iter().map(|r| r.t_ns).min().unwrap_or(0);
+        let startup_done = completions
+            .get(&(who.0, 0))
+            .is_some_and(|rs| rs.iter().any(|r| r.t_ns > first_seen));
+        if startup_done {
+            continue;
+        }
         let done = completions.get(who).map(Vec::as_slice).unwrap_or_default();
         let by_agent: Vec<&&Record> = done
             .iter()
@@ -383,6 +392,17 @@ mod tests {
         let mut h = failure();
         h.push(fenced(20, 1, 3, 30, "member"));
         assert_eq!(fenced_once(&h).unwrap(), 1);
+    }
+
+    #[test]
+    fn a_start_up_victim_completion_covers_an_earlier_failure_of_that_node() {
+        let mut h = failure();
+        h.push(fenced(30, 2, 3, 0, "member"));
+        assert_eq!(fenced_once(&h).unwrap(), 1);
+        // ...but not one that happened after it.
+        let mut h = vec![fenced(0, 2, 3, 0, "member")];
+        h.extend(failure());
+        assert!(fenced_once(&h).is_err());
     }
 
     #[test]
