@@ -323,12 +323,13 @@ impl Local {
                     );
                 } else {
                     warn!(service = %s, "status check failed");
-                    // Kept as running (it may hold resources) until a stop succeeds; no
-                    // more checks until then.
+                    // Kept as running (it may hold resources) until a stop succeeds; the
+                    // failure is reported again every interval until the stop comes (a
+                    // report may reach a coordinator that cannot act on it yet).
                     self.vms.insert(
                         s,
                         Vm::Running {
-                            next_check: Millis(u64::MAX),
+                            next_check: now.plus(self.interval_ms),
                             checking: false,
                         },
                     );

@@ -235,6 +235,8 @@ pub struct Coordinator {
     // group
     gv: Option<GroupViewId>,
     members: BTreeSet<NodeId>,
+    /// Members of the previous group view (joiners are the difference).
+    prev_members: BTreeSet<NodeId>,
     reports: BTreeMap<NodeId, bool>,
     finalized: bool,
     latest: BTreeMap<NodeId, Vec<ServiceIndex>>,
@@ -273,6 +275,7 @@ impl Coordinator {
             incarnations: BTreeMap::new(),
             gv: None,
             members: BTreeSet::new(),
+            prev_members: BTreeSet::new(),
             reports: BTreeMap::new(),
             finalized: false,
             latest: BTreeMap::new(),
@@ -452,7 +455,7 @@ impl Coordinator {
         if self.coordinator.is_some_and(|c| !members.contains(&c)) {
             self.change_coordinator(None, out);
         }
-        self.members = members;
+        self.prev_members = std::mem::replace(&mut self.members, members);
         self.gv = Some(gv);
         self.reports.clear();
         self.finalized = false;
@@ -618,7 +621,7 @@ impl Coordinator {
                 self.maybe_ready(now, out);
             }
             Msg::Table(t) => {
-                if self.synced || Some(t.gv) != self.gv || !member {
+                if from == self.cfg.me || Some(t.gv) != self.gv || !member {
                     return;
                 }
                 self.adopt(t, from);
@@ -721,11 +724,15 @@ impl Coordinator {
         self.last_coordinator = Some(coordinator);
         self.change_coordinator(Some(coordinator), out);
         if coordinator == self.cfg.me {
-            if self.engine.is_none() {
-                info!(gv = ?self.gv, "taking over as coordinator");
+            // Members that join may come from a partition that decided (or just changed
+            // records) on its own: rebuild from what everyone reports, and send the table
+            // to all so that the replicas agree again.
+            let merge = !self.members.is_subset(&self.prev_members);
+            if self.engine.is_none() || merge {
+                info!(gv = ?self.gv, merge, "building the engine from the table and the reports");
                 self.engine = Some(self.build_engine(now));
             }
-            if self.reports.values().any(|s| !*s) {
+            if merge || self.reports.values().any(|s| !*s) {
                 let t = self.table();
                 self.msgs.push(Msg::Table(t));
             }

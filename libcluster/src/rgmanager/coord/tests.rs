@@ -320,8 +320,15 @@ fn a_new_coordinator_keeps_waiting_for_the_fencing_the_old_one_waited_for() {
     assert_eq!(w.node(2).coordinator(), Some(n(2)));
     assert!(w.hosts(s).is_empty(), "restored without the fence hold");
     assert!(w.asked.iter().any(|a| a.1 == n(3)));
+    // The old coordinator died too: nothing is decided until both are fenced.
+    w.answer_fencing(false);
+    assert!(!w.node(2).is_deciding());
+    w.input(n(2), Input::FenceEvent);
     w.answer_fencing(true);
-    // node 1 is still unfenced: its service waits; node 3's starts.
+    // Deciding now; the restored hold asks fenced once more before node 3's VM restarts.
+    assert!(w.node(2).is_deciding());
+    assert!(w.hosts(s).is_empty());
+    w.answer_fencing(true);
     assert_eq!(w.hosts(s), vec![n(2)]);
 }
 
