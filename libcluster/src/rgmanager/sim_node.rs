@@ -100,6 +100,20 @@ pub enum RgSimEvent {
         /// The service.
         service: ServiceIndex,
     },
+    /// The VM stopped here (a stop, or it died on its own).
+    VmDown {
+        /// The service.
+        service: ServiceIndex,
+    },
+    /// A live migration from here ended.
+    Migration {
+        /// The service.
+        service: ServiceIndex,
+        /// The target.
+        to: NodeId,
+        /// Whether the VM moved.
+        moved: bool,
+    },
     /// A fence record was published here (for `node` up to `incarnation`).
     Fenced {
         /// The fenced node.
@@ -442,6 +456,7 @@ impl RgSimNode {
                     if let Some(m) = self.hv.borrow_mut().running.get_mut(&s) {
                         m.remove(&me);
                     }
+                    ctx.emit(RgSimEvent::VmDown { service: s });
                     (s, VmResult::Stopped)
                 }
                 Op::Prepare(s) => {
@@ -456,16 +471,19 @@ impl RgSimNode {
                 Op::Migrate { service: s, to } => {
                     let mut hv = self.hv.borrow_mut();
                     let here = hv.runs(s, me, inc);
-                    match hv.incoming.remove(&(s, to)) {
+                    let r = match hv.incoming.remove(&(s, to)) {
                         Some(to_inc) if here => {
                             let m = hv.running.entry(s).or_default();
                             m.remove(&me);
                             m.insert(to, to_inc);
-                            drop(hv);
-                            (s, VmResult::Migrated)
+                            VmResult::Migrated
                         }
-                        _ => (s, VmResult::MigrateFailed { on_source: here }),
-                    }
+                        _ => VmResult::MigrateFailed { on_source: here },
+                    };
+                    drop(hv);
+                    let moved = r == VmResult::Migrated;
+                    ctx.emit(RgSimEvent::Migration { service: s, to, moved });
+                    (s, r)
                 }
             };
             self.rg(now, coord::Input::VmDone { service, result });
@@ -565,8 +583,12 @@ impl sim::Process for RgSimNode {
                 },
             ),
             RgSimInput::KillVm(s) => {
-                if let Some(m) = self.hv.borrow_mut().running.get_mut(&s) {
-                    m.remove(&ctx.me);
+                let inc = self.core.incarnation();
+                if self.hv.borrow().runs(s, ctx.me, inc) {
+                    if let Some(m) = self.hv.borrow_mut().running.get_mut(&s) {
+                        m.remove(&ctx.me);
+                    }
+                    ctx.emit(RgSimEvent::VmDown { service: s });
                 }
             }
         }

@@ -58,9 +58,37 @@ impl Local {
         }
     }
 
-    /// Everything that may run here.
+    /// Everything that may run here (not incoming migrations).
     pub(super) fn running(&self) -> Vec<ServiceIndex> {
-        self.vms.keys().copied().collect()
+        self.vms
+            .iter()
+            .filter(|(_, vm)| !matches!(vm, Vm::Incoming { .. }))
+            .map(|(s, _)| *s)
+            .collect()
+    }
+
+    /// Incoming migrations whose source left, not yet resolved.
+    pub(super) fn incoming(&self) -> Vec<ServiceIndex> {
+        self.vms
+            .iter()
+            .filter(|(_, vm)| {
+                matches!(
+                    vm,
+                    Vm::Incoming {
+                        resolving: true,
+                        ..
+                    }
+                )
+            })
+            .map(|(s, _)| *s)
+            .collect()
+    }
+
+    fn running_msg(&self) -> Msg {
+        Msg::Running {
+            running: self.running(),
+            incoming: self.incoming(),
+        }
     }
 
     fn busy(&self, s: ServiceIndex) -> bool {
@@ -194,13 +222,12 @@ impl Local {
                         checking: false,
                     },
                 );
+                msgs.push(self.running_msg());
             }
             OpResult::MigrateFailed { .. } => {
                 self.vms.remove(&s);
                 out.push(Action::AbortIncoming { service: s });
-                msgs.push(Msg::Running {
-                    running: self.running(),
-                });
+                msgs.push(self.running_msg());
             }
             _ => return,
         }
@@ -355,9 +382,7 @@ impl Local {
                     self.vms.remove(&s);
                     out.push(Action::AbortIncoming { service: s });
                 }
-                msgs.push(Msg::Running {
-                    running: self.running(),
-                });
+                msgs.push(self.running_msg());
                 self.next_queued(now, quorate, out, msgs);
             }
             _ => {}

@@ -240,6 +240,8 @@ pub struct Coordinator {
     reports: BTreeMap<NodeId, bool>,
     finalized: bool,
     latest: BTreeMap<NodeId, Vec<ServiceIndex>>,
+    /// Members' unresolved incoming migrations (source left).
+    unresolved: BTreeMap<NodeId, Vec<ServiceIndex>>,
     // replica
     synced: bool,
     records: Vec<ServiceRecord>,
@@ -251,6 +253,8 @@ pub struct Coordinator {
     last_coordinator: Option<NodeId>,
     // coordinator only
     engine: Option<Engine>,
+    /// The engine was rebuilt and has not decided yet.
+    fresh: bool,
     ready: bool,
     fenced_sent: BTreeSet<(NodeId, u64)>,
     // local
@@ -279,6 +283,7 @@ impl Coordinator {
             reports: BTreeMap::new(),
             finalized: false,
             latest: BTreeMap::new(),
+            unresolved: BTreeMap::new(),
             synced: false,
             records,
             intents,
@@ -287,6 +292,7 @@ impl Coordinator {
             coordinator: None,
             last_coordinator: None,
             engine: None,
+            fresh: false,
             ready: false,
             fenced_sent: BTreeSet::new(),
             local,
@@ -443,6 +449,7 @@ impl Coordinator {
         let gone: Vec<NodeId> = self.members.difference(&members).copied().collect();
         for &n in &gone {
             self.latest.remove(&n);
+            self.unresolved.remove(&n);
             self.local.source_left(n, out);
             if self.synced {
                 let incarnation = self.incarnations.get(&n).copied().unwrap_or(0);
@@ -465,6 +472,7 @@ impl Coordinator {
             incarnation: self.cfg.incarnation,
             synced: self.synced,
             running: self.local.running(),
+            incoming: self.local.incoming(),
         });
         let _ = now;
     }
@@ -500,11 +508,13 @@ impl Coordinator {
                 incarnation,
                 synced,
                 running,
+                incoming,
             } => {
                 if !member {
                     return;
                 }
                 self.latest.insert(from, running);
+                self.unresolved.insert(from, incoming);
                 if Some(gv) != self.gv {
                     self.feed_report(now, from, out);
                     return;
@@ -543,6 +553,7 @@ impl Coordinator {
                     out,
                 );
                 self.feed_report(now, from, out);
+                self.maybe_ready(now, out);
             }
             Msg::StatusFailed { service, running } => {
                 if !member || !self.cat.contains(service) {
@@ -559,12 +570,14 @@ impl Coordinator {
                 );
                 self.feed_report(now, from, out);
             }
-            Msg::Running { running } => {
+            Msg::Running { running, incoming } => {
                 if !member {
                     return;
                 }
                 self.latest.insert(from, running);
+                self.unresolved.insert(from, incoming);
                 self.feed_report(now, from, out);
+                self.maybe_ready(now, out);
             }
             Msg::PrepareFailed {
                 service,
@@ -731,6 +744,7 @@ impl Coordinator {
             if self.engine.is_none() || merge {
                 info!(gv = ?self.gv, merge, "building the engine from the table and the reports");
                 self.engine = Some(self.build_engine(now));
+                self.fresh = true;
             }
             if merge || self.reports.values().any(|s| !*s) {
                 let t = self.table();
@@ -831,9 +845,21 @@ impl Coordinator {
             || !self.quorate
             || !self.finalized
             || self.pending.values().any(|p| p.cold)
+            || self.unresolved.values().any(|v| !v.is_empty())
         {
             return;
         }
+        // A rebuilt engine knows no operation in flight: let migrations between live
+        // members end first (their Done says where the VM is).
+        if self.fresh
+            && self
+                .migrations
+                .values()
+                .any(|(a, b)| self.members.contains(a) && self.members.contains(b))
+        {
+            return;
+        }
+        self.fresh = false;
         self.ready = true;
         info!(members = self.members.len(), "coordinator deciding");
         let members = self.members.clone();

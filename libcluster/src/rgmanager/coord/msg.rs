@@ -153,9 +153,10 @@ impl From<AdminRequest> for Request {
 }
 
 /// One message of the `rgmanager` group. Every message a member sends about itself
-/// carries `running`: every service it runs or may run (in-flight starts, incoming
-/// migrations and unfinished stops included), so the latest message of a node always
-/// says what it holds.
+/// carries `running`: every service it runs or may run (in-flight starts and outgoing
+/// migrations, unfinished stops, failed starts not yet stopped), so the latest message of
+/// a node always says what it holds. A prepared incoming migration is not running; one
+/// whose source left is listed apart (`incoming`) until the node knows whether it arrived.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Msg {
     /// Sent by every member on each group view (and on regaining quorum).
@@ -168,6 +169,8 @@ pub enum Msg {
         synced: bool,
         /// What it runs.
         running: Vec<ServiceIndex>,
+        /// Incoming migrations whose source left, not yet known to have arrived.
+        incoming: Vec<ServiceIndex>,
     },
     /// A local operation finished.
     Done {
@@ -189,6 +192,8 @@ pub enum Msg {
     Running {
         /// What the sender runs now.
         running: Vec<ServiceIndex>,
+        /// Incoming migrations whose source left, not yet known to have arrived.
+        incoming: Vec<ServiceIndex>,
     },
     /// The migration target is ready: the source migrates to `uri`.
     Ready {
@@ -335,6 +340,7 @@ mod tests {
                 incarnation: 7,
                 synced: true,
                 running: vec![ServiceIndex(0), ServiceIndex(3)],
+                incoming: vec![ServiceIndex(1)],
             },
             Msg::Done {
                 service: ServiceIndex(1),
