@@ -84,10 +84,29 @@ impl Local {
             .collect()
     }
 
+    /// Migrations under way here: outgoing, or incoming from a live source.
+    pub(super) fn migrating(&self) -> Vec<ServiceIndex> {
+        self.vms
+            .iter()
+            .filter(|(_, vm)| {
+                matches!(
+                    vm,
+                    Vm::Outgoing { .. }
+                        | Vm::Incoming {
+                            resolving: false,
+                            ..
+                        }
+                )
+            })
+            .map(|(s, _)| *s)
+            .collect()
+    }
+
     fn running_msg(&self) -> Msg {
         Msg::Running {
             running: self.running(),
             incoming: self.incoming(),
+            migrating: self.migrating(),
         }
     }
 

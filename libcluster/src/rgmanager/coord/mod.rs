@@ -242,6 +242,8 @@ pub struct Coordinator {
     latest: BTreeMap<NodeId, Vec<ServiceIndex>>,
     /// Members' unresolved incoming migrations (source left).
     unresolved: BTreeMap<NodeId, Vec<ServiceIndex>>,
+    /// Members' migrations under way.
+    migrating: BTreeMap<NodeId, Vec<ServiceIndex>>,
     // replica
     synced: bool,
     records: Vec<ServiceRecord>,
@@ -284,6 +286,7 @@ impl Coordinator {
             finalized: false,
             latest: BTreeMap::new(),
             unresolved: BTreeMap::new(),
+            migrating: BTreeMap::new(),
             synced: false,
             records,
             intents,
@@ -450,6 +453,7 @@ impl Coordinator {
         for &n in &gone {
             self.latest.remove(&n);
             self.unresolved.remove(&n);
+            self.migrating.remove(&n);
             self.local.source_left(n, out);
             if self.synced {
                 let incarnation = self.incarnations.get(&n).copied().unwrap_or(0);
@@ -473,6 +477,7 @@ impl Coordinator {
             synced: self.synced,
             running: self.local.running(),
             incoming: self.local.incoming(),
+            migrating: self.local.migrating(),
         });
         let _ = now;
     }
@@ -509,12 +514,14 @@ impl Coordinator {
                 synced,
                 running,
                 incoming,
+                migrating,
             } => {
                 if !member {
                     return;
                 }
                 self.latest.insert(from, running);
                 self.unresolved.insert(from, incoming);
+                self.migrating.insert(from, migrating);
                 if Some(gv) != self.gv {
                     self.feed_report(now, from, out);
                     return;
@@ -540,6 +547,9 @@ impl Coordinator {
                 self.latest.insert(from, running);
                 if self.migrations.get(&service).is_some_and(|m| m.0 == from) {
                     self.migrations.remove(&service);
+                }
+                if let Some(m) = self.migrating.get_mut(&from) {
+                    m.retain(|x| *x != service);
                 }
                 self.local
                     .peer_done(now, from, service, result, out, &mut self.msgs);
@@ -570,12 +580,17 @@ impl Coordinator {
                 );
                 self.feed_report(now, from, out);
             }
-            Msg::Running { running, incoming } => {
+            Msg::Running {
+                running,
+                incoming,
+                migrating,
+            } => {
                 if !member {
                     return;
                 }
                 self.latest.insert(from, running);
                 self.unresolved.insert(from, incoming);
+                self.migrating.insert(from, migrating);
                 self.feed_report(now, from, out);
                 self.maybe_ready(now, out);
             }
@@ -590,6 +605,9 @@ impl Coordinator {
                 self.latest.insert(from, running);
                 if self.migrations.get(&service) == Some(&(source, from)) {
                     self.migrations.remove(&service);
+                }
+                if let Some(m) = self.migrating.get_mut(&from) {
+                    m.retain(|x| *x != service);
                 }
                 self.feed(
                     now,
@@ -851,12 +869,7 @@ impl Coordinator {
         }
         // A rebuilt engine knows no operation in flight: let migrations between live
         // members end first (their Done says where the VM is).
-        if self.fresh
-            && self
-                .migrations
-                .values()
-                .any(|(a, b)| self.members.contains(a) && self.members.contains(b))
-        {
+        if self.fresh && self.migrating.values().any(|v| !v.is_empty()) {
             return;
         }
         self.fresh = false;

@@ -171,6 +171,8 @@ pub enum Msg {
         running: Vec<ServiceIndex>,
         /// Incoming migrations whose source left, not yet known to have arrived.
         incoming: Vec<ServiceIndex>,
+        /// Migrations under way here (outgoing, or incoming from a live source).
+        migrating: Vec<ServiceIndex>,
     },
     /// A local operation finished.
     Done {
@@ -194,6 +196,8 @@ pub enum Msg {
         running: Vec<ServiceIndex>,
         /// Incoming migrations whose source left, not yet known to have arrived.
         incoming: Vec<ServiceIndex>,
+        /// Migrations under way here (outgoing, or incoming from a live source).
+        migrating: Vec<ServiceIndex>,
     },
     /// The migration target is ready: the source migrates to `uri`.
     Ready {
@@ -341,6 +345,7 @@ mod tests {
                 synced: true,
                 running: vec![ServiceIndex(0), ServiceIndex(3)],
                 incoming: vec![ServiceIndex(1)],
+                migrating: vec![ServiceIndex(2)],
             },
             Msg::Done {
                 service: ServiceIndex(1),
