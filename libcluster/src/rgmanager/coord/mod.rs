@@ -872,9 +872,27 @@ impl Coordinator {
         if self.fresh && self.migrating.values().any(|v| !v.is_empty()) {
             return;
         }
-        self.fresh = false;
+        let republish = std::mem::take(&mut self.fresh);
         self.ready = true;
         info!(members = self.members.len(), "coordinator deciding");
+        if republish {
+            // Every owner checks the restored table against what it runs.
+            if let Some(e) = &self.engine {
+                let records = self
+                    .cat
+                    .indexes()
+                    .map(|s| RecordUpdate {
+                        service: s,
+                        record: e.record(s).clone(),
+                        intent: *e.intent(s),
+                    })
+                    .collect();
+                self.msgs.push(Msg::Decisions {
+                    records,
+                    commands: Vec::new(),
+                });
+            }
+        }
         let members = self.members.clone();
         self.feed(
             now,
