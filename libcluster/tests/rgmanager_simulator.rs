@@ -274,11 +274,12 @@ fn dump(v: &View, hv: &SharedHypervisor) -> String {
         };
         let c = node.coordinator();
         s += &format!(
-            "  node {}@{} {:?}: view {:?} quorate {:?} coord {:?} deciding {} synced {} local {:?} pending {:?}\n",
+            "  node {}@{} {:?}: view {:?} group {:?} quorate {:?} coord {:?} deciding {} synced {} local {:?} pending {:?}\n",
             x.id,
             x.incarnation,
             x.status,
             node.membership().view().map(|(_, m)| m.to_vec()),
+            node.membership().group_members("rgmanager"),
             node.membership().quorum().map(|q| q.quorate),
             c.coordinator(),
             c.is_deciding(),

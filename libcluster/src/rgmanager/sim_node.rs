@@ -253,6 +253,7 @@ impl RgSimNode {
                         self.rg(
                             now,
                             coord::Input::ClusterView {
+                                view,
                                 members: members.clone(),
                             },
                         );

@@ -101,8 +101,12 @@ pub enum VmResult {
 /// One input from the shell.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Input {
-    /// cmand installed a view: members with incarnations.
+    /// cmand installed a view: members with incarnations. A group member starts a report
+    /// round for the view even when the group's membership did not change for it (nodes
+    /// that merge back without a restart see no group event of their own).
     ClusterView {
+        /// The view.
+        view: ViewId,
         /// Members.
         members: Vec<(NodeId, u64)>,
     },
@@ -366,9 +370,14 @@ impl Coordinator {
     /// Applies one input.
     pub fn handle(&mut self, now: Millis, input: Input, out: &mut Vec<Action>) {
         match input {
-            Input::ClusterView { members } => {
+            Input::ClusterView { view, members } => {
                 for (n, inc) in members {
                     self.incarnations.insert(n, inc);
+                }
+                if self.gv.is_some_and(|g| g.view != view) {
+                    let gv = GroupViewId { view, seq: 0 };
+                    let members = self.members.iter().copied().collect();
+                    self.on_group_view(now, gv, members, out);
                 }
             }
             Input::Quorum { quorate } => self.on_quorum(now, quorate, out),
@@ -465,6 +474,16 @@ impl Coordinator {
         }
         if self.coordinator.is_some_and(|c| !members.contains(&c)) {
             self.change_coordinator(None, out);
+        }
+        if self.gv == Some(gv) {
+            // The round of this view began with the cmand view (see `Input::ClusterView`):
+            // keep its reports, drop those of members that left.
+            self.reports.retain(|n, _| members.contains(n));
+            self.members = members;
+            if !self.finalized && self.members.iter().all(|n| self.reports.contains_key(n)) {
+                self.finalize(now, out);
+            }
+            return;
         }
         self.prev_members = std::mem::replace(&mut self.members, members);
         self.gv = Some(gv);

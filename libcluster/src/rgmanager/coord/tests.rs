@@ -150,6 +150,7 @@ impl World {
             self.input(
                 m,
                 Input::ClusterView {
+                    view,
                     members: cluster.clone(),
                 },
             );
