@@ -241,7 +241,8 @@ pub struct Coordinator {
     members: BTreeSet<NodeId>,
     /// Members of the previous group view (joiners are the difference).
     prev_members: BTreeSet<NodeId>,
-    reports: BTreeMap<NodeId, bool>,
+    /// This round's reports: synced, table generation.
+    reports: BTreeMap<NodeId, (bool, u64)>,
     finalized: bool,
     latest: BTreeMap<NodeId, Vec<ServiceIndex>>,
     /// Members' unresolved incoming migrations (source left).
@@ -250,6 +251,7 @@ pub struct Coordinator {
     migrating: BTreeMap<NodeId, Vec<ServiceIndex>>,
     // replica
     synced: bool,
+    generation: u64,
     records: Vec<ServiceRecord>,
     intents: Vec<Intent>,
     pending: BTreeMap<NodeId, PendingFence>,
@@ -292,6 +294,7 @@ impl Coordinator {
             unresolved: BTreeMap::new(),
             migrating: BTreeMap::new(),
             synced: false,
+            generation: 0,
             records,
             intents,
             pending: BTreeMap::new(),
@@ -494,6 +497,7 @@ impl Coordinator {
             gv,
             incarnation: self.cfg.incarnation,
             synced: self.synced,
+            generation: self.generation,
             running: self.local.running(),
             incoming: self.local.incoming(),
             migrating: self.local.migrating(),
@@ -531,6 +535,7 @@ impl Coordinator {
                 gv,
                 incarnation,
                 synced,
+                generation,
                 running,
                 incoming,
                 migrating,
@@ -550,7 +555,7 @@ impl Coordinator {
                 if self.pending.remove(&from).is_some() {
                     debug!(node = %from, "a departed node reported again");
                 }
-                self.reports.insert(from, synced);
+                self.reports.insert(from, (synced, generation));
                 if !self.finalized && self.members.iter().all(|n| self.reports.contains_key(n)) {
                     self.finalize(now, out);
                 }
@@ -648,11 +653,16 @@ impl Coordinator {
                     self.local.ready(service, from, uri, out, &mut self.msgs);
                 }
             }
-            Msg::Decisions { records, commands } => {
+            Msg::Decisions {
+                generation,
+                records,
+                commands,
+            } => {
                 if !self.is_coordinator(from) {
                     debug!(node = %from, "decisions from a former coordinator ignored");
                     return;
                 }
+                self.generation = self.generation.max(generation);
                 self.apply_decisions(now, records, commands, out);
             }
             Msg::Fenced { node, incarnation } => {
@@ -672,6 +682,9 @@ impl Coordinator {
             }
             Msg::Table(t) => {
                 if from == self.cfg.me || Some(t.gv) != self.gv || !member {
+                    return;
+                }
+                if !self.is_coordinator(from) {
                     return;
                 }
                 self.adopt(t, from);
@@ -746,10 +759,18 @@ impl Coordinator {
     /// Every member's report of this group view is in: the same point on every member.
     fn finalize(&mut self, now: Millis, out: &mut Vec<Action>) {
         self.finalized = true;
+        // The newest table wins: a node that started cold on its own (never quorate) must
+        // not replace what the others decided meanwhile.
+        let newest = self
+            .reports
+            .values()
+            .filter(|r| r.0)
+            .map(|r| r.1)
+            .max();
         let synced: BTreeSet<NodeId> = self
             .reports
             .iter()
-            .filter(|(_, s)| **s)
+            .filter(|(_, r)| r.0 && Some(r.1) == newest)
             .map(|(n, _)| *n)
             .collect();
         let coordinator = match synced.first() {
@@ -783,7 +804,7 @@ impl Coordinator {
                 self.engine = Some(self.build_engine(now));
                 self.fresh = true;
             }
-            if merge || self.reports.values().any(|s| !*s) {
+            if merge || self.reports.values().any(|r| !r.0 || Some(r.1) != newest) {
                 let t = self.table();
                 self.msgs.push(Msg::Table(t));
             }
@@ -796,6 +817,7 @@ impl Coordinator {
     /// configured node that is not a member to be fenced (or to join).
     fn cold_start(&mut self) {
         info!("no member holds the service table; starting from the configuration");
+        self.generation = 0;
         self.records = vec![ServiceRecord::new(); self.cat.len()];
         self.intents = self
             .cat
@@ -839,6 +861,7 @@ impl Coordinator {
             .map(|(s, a, b)| (s, (a, b)))
             .collect();
         self.synced = true;
+        self.generation = t.generation;
         self.last_coordinator = Some(from);
         info!(node = %from, "service table received");
     }
@@ -858,6 +881,7 @@ impl Coordinator {
             })
             .collect();
         Table {
+            generation: self.generation,
             gv: self.gv.unwrap_or(GroupViewId {
                 view: ViewId {
                     epoch: 0,
@@ -893,25 +917,27 @@ impl Coordinator {
         }
         let republish = std::mem::take(&mut self.fresh);
         self.ready = true;
-        info!(members = self.members.len(), "coordinator deciding");
-        if republish {
-            // Every owner checks the restored table against what it runs.
-            if let Some(e) = &self.engine {
-                let records = self
-                    .cat
-                    .indexes()
-                    .map(|s| RecordUpdate {
-                        service: s,
-                        record: e.record(s).clone(),
-                        intent: *e.intent(s),
-                    })
-                    .collect();
-                self.msgs.push(Msg::Decisions {
-                    records,
-                    commands: Vec::new(),
-                });
-            }
-        }
+        self.generation += 1;
+        info!(members = self.members.len(), generation = self.generation, "coordinator deciding");
+        // Every owner checks a restored table against what it runs; every member learns
+        // the new generation.
+        let records = match &self.engine {
+            Some(e) if republish => self
+                .cat
+                .indexes()
+                .map(|s| RecordUpdate {
+                    service: s,
+                    record: e.record(s).clone(),
+                    intent: *e.intent(s),
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        self.msgs.push(Msg::Decisions {
+            generation: self.generation,
+            records,
+            commands: Vec::new(),
+        });
         let members = self.members.clone();
         self.feed(
             now,
@@ -972,7 +998,11 @@ impl Coordinator {
             }
         }
         if !records.is_empty() || !commands.is_empty() {
-            self.msgs.push(Msg::Decisions { records, commands });
+            self.msgs.push(Msg::Decisions {
+                generation: self.generation,
+                records,
+                commands,
+            });
         }
         for n in ask {
             self.ask(n, out);

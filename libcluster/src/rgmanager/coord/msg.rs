@@ -93,6 +93,8 @@ pub struct PendingFence {
 pub struct Table {
     /// The group view it answers; ignored in any other.
     pub gv: GroupViewId,
+    /// Its generation.
+    pub generation: u64,
     /// Every service's record and intent, by index.
     pub records: Vec<(ServiceRecord, Intent)>,
     /// Dead nodes waiting for fencing.
@@ -167,6 +169,8 @@ pub enum Msg {
         incarnation: u64,
         /// Whether the sender holds the replicated table.
         synced: bool,
+        /// The generation of its table (grows each time a coordinator starts deciding).
+        generation: u64,
         /// What it runs.
         running: Vec<ServiceIndex>,
         /// Incoming migrations whose source left, not yet known to have arrived.
@@ -220,6 +224,8 @@ pub enum Msg {
     /// The coordinator's decisions: record changes (the `RG_EVENT`s) and commands, in one
     /// message so that every member sees both or neither.
     Decisions {
+        /// The generation of the coordinator's table.
+        generation: u64,
         /// Changed records.
         records: Vec<RecordUpdate>,
         /// Commands.
@@ -343,6 +349,7 @@ mod tests {
                 gv: gv(),
                 incarnation: 7,
                 synced: true,
+                generation: 3,
                 running: vec![ServiceIndex(0), ServiceIndex(3)],
                 incoming: vec![ServiceIndex(1)],
                 migrating: vec![ServiceIndex(2)],
@@ -358,6 +365,7 @@ mod tests {
                 uri: "tcp:10.0.0.2:49152".into(),
             },
             Msg::Decisions {
+                generation: 2,
                 records: vec![RecordUpdate {
                     service: ServiceIndex(0),
                     record: ServiceRecord::new(),
@@ -371,6 +379,7 @@ mod tests {
             },
             Msg::Table(Table {
                 gv: gv(),
+                generation: 2,
                 records: vec![(ServiceRecord::new(), Intent::initial(false))],
                 pending: vec![(
                     NodeId(4),

@@ -349,6 +349,7 @@ fn a_joiner_receives_the_table_and_decisions_of_a_former_coordinator_are_ignored
     assert_eq!(w.node(3).record(S).cloned(), before);
     // A Decisions message from node 2 (not the coordinator) changes nothing.
     let forged = Msg::Decisions {
+        generation: 99,
         records: vec![RecordUpdate {
             service: S,
             record: ServiceRecord::new(),
