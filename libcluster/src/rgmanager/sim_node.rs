@@ -237,13 +237,15 @@ impl RgSimNode {
         self.coord.handle(now, input, &mut self.out_c);
     }
 
+    fn quiet(&self) -> bool {
+        self.out_m.is_empty() && self.out_d.is_empty() && self.out_c.is_empty()
+    }
+
     /// Moves actions between the cores until all are quiet.
     fn pump(&mut self, ctx: &mut Ctx<'_, Self>) {
         let incarnation = self.core.incarnation();
         let now = ctx.now;
-        while !self.exited
-            && !(self.out_m.is_empty() && self.out_d.is_empty() && self.out_c.is_empty())
-        {
+        while !self.exited && !self.quiet() {
             for a in std::mem::take(&mut self.out_m) {
                 match a {
                     membership::Action::Send { to, msg } => {
@@ -370,8 +372,10 @@ impl RgSimNode {
 
     fn op_time(&self, ctx: &mut Ctx<'_, Self>) -> Millis {
         let c = &self.hv_cfg;
-        ctx.now
-            .plus(ctx.rng.random_range(c.op_min_ms..=c.op_max_ms.max(c.op_min_ms)))
+        ctx.now.plus(
+            ctx.rng
+                .random_range(c.op_min_ms..=c.op_max_ms.max(c.op_min_ms)),
+        )
     }
 
     fn coord_action(&mut self, ctx: &mut Ctx<'_, Self>, a: coord::Action) {
@@ -440,7 +444,10 @@ impl RgSimNode {
         for (_, op) in due {
             let (service, result) = match op {
                 Op::Start(s) => {
-                    if ctx.rng.random_bool(self.hv_cfg.start_failure.clamp(0.0, 1.0)) {
+                    if ctx
+                        .rng
+                        .random_bool(self.hv_cfg.start_failure.clamp(0.0, 1.0))
+                    {
                         (s, VmResult::StartFailed)
                     } else {
                         self.hv
@@ -483,7 +490,11 @@ impl RgSimNode {
                     };
                     drop(hv);
                     let moved = r == VmResult::Migrated;
-                    ctx.emit(RgSimEvent::Migration { service: s, to, moved });
+                    ctx.emit(RgSimEvent::Migration {
+                        service: s,
+                        to,
+                        moved,
+                    });
                     (s, r)
                 }
             };

@@ -761,12 +761,7 @@ impl Coordinator {
         self.finalized = true;
         // The newest table wins: a node that started cold on its own (never quorate) must
         // not replace what the others decided meanwhile.
-        let newest = self
-            .reports
-            .values()
-            .filter(|r| r.0)
-            .map(|r| r.1)
-            .max();
+        let newest = self.reports.values().filter(|r| r.0).map(|r| r.1).max();
         let synced: BTreeSet<NodeId> = self
             .reports
             .iter()
@@ -918,7 +913,11 @@ impl Coordinator {
         let republish = std::mem::take(&mut self.fresh);
         self.ready = true;
         self.generation += 1;
-        info!(members = self.members.len(), generation = self.generation, "coordinator deciding");
+        info!(
+            members = self.members.len(),
+            generation = self.generation,
+            "coordinator deciding"
+        );
         // Every owner checks a restored table against what it runs; every member learns
         // the new generation.
         let records = match &self.engine {
@@ -1050,7 +1049,13 @@ impl Coordinator {
         }
     }
 
-    fn on_admin(&mut self, id: u64, service: ServiceIndex, request: Request, out: &mut Vec<Action>) {
+    fn on_admin(
+        &mut self,
+        id: u64,
+        service: ServiceIndex,
+        request: Request,
+        out: &mut Vec<Action>,
+    ) {
         if !self.cat.contains(service) {
             out.push(Action::Reply {
                 id,

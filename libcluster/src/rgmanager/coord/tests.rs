@@ -116,9 +116,7 @@ impl World {
                     let running = self.truth.get(&service).is_some_and(|t| t.contains(&me));
                     self.input(me, Input::Status { service, running });
                 }
-                Action::IsFenced { node, incarnation } => {
-                    self.asked.push((me, node, incarnation))
-                }
+                Action::IsFenced { node, incarnation } => self.asked.push((me, node, incarnation)),
                 Action::Reply { id, code } => self.replies.push((me, id, code)),
                 Action::AbortIncoming { .. } | Action::JoinGroup => {}
             }
@@ -402,7 +400,10 @@ fn admin_requests_travel_to_the_coordinator_and_back() {
             request: Request::Stop,
         },
     );
-    assert_eq!(&w.replies[1..], &[(n(3), 8, RG_ENOSERVICE), (n(3), 9, RG_EQUORUM)]);
+    assert_eq!(
+        &w.replies[1..],
+        &[(n(3), 8, RG_ENOSERVICE), (n(3), 9, RG_EQUORUM)]
+    );
 }
 
 #[test]
@@ -470,7 +471,10 @@ fn a_failed_migration_leaves_the_vm_on_the_source_and_the_target_aborts() {
     w.finish_migration(src, S, dst, false);
     w.settle();
     assert_eq!(w.hosts(S), vec![src]);
-    assert!(!w.nodes[&dst].local_running().contains(&S), "incoming aborted");
+    assert!(
+        !w.nodes[&dst].local_running().contains(&S),
+        "incoming aborted"
+    );
     let r = w.node(1).record(S).cloned().expect("record");
     assert_eq!((r.state, r.owner), (ServiceState::Started, Some(src)));
 }
@@ -490,7 +494,11 @@ fn a_vm_that_dies_on_its_own_is_recovered_by_the_status_check() {
 fn garbage_payloads_change_nothing() {
     let mut w = formed(2, 1);
     let before = w.node(2).record(S).cloned();
-    for p in [vec![], vec![PROTOCOL_VERSION], vec![PROTOCOL_VERSION, 200, 1, 2]] {
+    for p in [
+        vec![],
+        vec![PROTOCOL_VERSION],
+        vec![PROTOCOL_VERSION, 200, 1, 2],
+    ] {
         w.wire.push_back((n(1), p));
     }
     w.settle();
