@@ -42,10 +42,10 @@ impl Shell {
             Action::GroupView {
                 group,
                 view,
+                seq,
                 members,
                 joined,
                 left,
-                ..
             } => {
                 let ids = |v: Vec<NodeId>| v.into_iter().map(|n| n.0).collect::<Vec<u32>>();
                 debug!(view = %view, group = %group, members = ?members, "group view");
@@ -55,6 +55,9 @@ impl Shell {
                     members: ids(members),
                     joined: ids(joined),
                     left: ids(left),
+                    coordinator: view.coordinator.0,
+                    coordinator_incarnation: view.incarnation,
+                    seq,
                 });
             }
             Action::Deliver {

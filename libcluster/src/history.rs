@@ -102,6 +102,22 @@ pub enum Event {
         /// The victim's incarnation when it failed.
         victim_incarnation: u64,
     },
+    /// rgmanagerd: a local VM operation ended (`op`: `start`, `stop`, `incoming`,
+    /// `migrate-out`, `status-failed`, `abort-incoming`).
+    Vm {
+        /// The VM's name (without `vm:`).
+        vm: String,
+        /// The operation.
+        op: String,
+        /// Whether it succeeded.
+        ok: bool,
+        /// The migration target, when one.
+        to: Option<u32>,
+        /// QEMU's downtime of a live migration, ms.
+        downtime_ms: Option<u64>,
+        /// Total time of the operation, ms.
+        took_ms: u64,
+    },
     /// fenced on the master: one pass through a victim's methods ended.
     FenceAttempt {
         /// The victim's node id.

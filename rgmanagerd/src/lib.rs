@@ -5,4 +5,5 @@
 //!   and a plain QEMU format).
 
 pub mod driver;
+pub mod tools;
 pub mod vmdef;

@@ -49,6 +49,9 @@ pub enum Stack {
     /// nodes without a `<fence>` section get the lab's APC outlet (method 1) and manual
     /// fencing (method 2) wired into their copy of cluster.conf.
     Fencing,
+    /// cmand, fenced and rgmanagerd: the whole product. Every `<vm>` gets a small QEMU
+    /// definition in the lab's shared `vms/` directory (its `path` points there).
+    Full,
 }
 
 impl Stack {
@@ -57,6 +60,7 @@ impl Stack {
         match self {
             Stack::Membership => &["cmand"],
             Stack::Fencing => &["cmand", "fenced"],
+            Stack::Full => &["cmand", "fenced", "rgmanagerd"],
         }
     }
 
@@ -317,6 +321,11 @@ fn start_all(lab: &mut LabState, conf: &config::ClusterConf) -> Result<(), Strin
         let outlets: BTreeMap<u32, u32> = lab.nodes.iter().map(|n| (n.nodeid, n.outlet)).collect();
         labconf::wire_fencing(&mut conf, &outlets);
     }
+    if lab.daemons.iter().any(|d| d == "rgmanagerd") {
+        let vms = lab.dir.join("vms");
+        labconf::write_vm_definitions(&conf, &vms)?;
+        labconf::point_vms_at(&mut conf, &vms);
+    }
     let text = labconf::lab_config(&conf, &switch, host);
     let subnet = match lab.mode {
         LabMode::Netns => Some(lab_net(lab)?.subnet()),
@@ -401,6 +410,8 @@ pub fn node_env(lab: &LabState, node: &LabNode) -> Vec<(String, String)> {
                 .to_string(),
         ),
         ("PATH".into(), format!("{}:{path}", lab.bin_dir.display())),
+        // The lab's guests have no OS to answer ACPI: give up on a graceful stop quickly.
+        ("RGMANAGER_STOP_TIMEOUT".into(), "2".into()),
     ]
 }
 

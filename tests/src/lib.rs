@@ -8,6 +8,7 @@
 pub mod apc;
 pub mod bench;
 pub mod checker;
+pub mod demo;
 pub mod jepsen;
 pub mod lab;
 pub mod nemesis;

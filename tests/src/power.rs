@@ -79,6 +79,8 @@ pub enum PowerError {
     },
     /// The switch refused the login.
     LoginRefused,
+    /// Another session holds the switch (it serves one at a time, as an APC does).
+    Busy,
 }
 
 impl fmt::Display for PowerError {
@@ -87,6 +89,7 @@ impl fmt::Display for PowerError {
             PowerError::NoSwitch => write!(f, "the lab has no running power switch"),
             PowerError::UnknownNode(n) => write!(f, "no node {n} in this lab"),
             PowerError::Io { what, source } => write!(f, "{what}: {source}"),
+            PowerError::Busy => write!(f, "the switch is busy with another session"),
             PowerError::Dialog { expected, got } => {
                 write!(f, "the switch did not show {expected:?}; it sent {got:?}")
             }
@@ -128,6 +131,9 @@ fn outlet_name(name: &str) -> String {
         clean
     }
 }
+
+/// What the switch says to a second session before it closes it.
+const BUSY: &str = "Too many sessions";
 
 /// Starts the lab's `apcsim` (recorded in `lab.power_switch`): on the lab host's address
 /// (the bridge in netns mode, 127.0.0.1 in loopback mode) at a free port, one outlet per
@@ -182,7 +188,11 @@ pub fn start_switch(
         .arg("--hook")
         .arg(hook)
         .arg("--hook-timeout-secs")
-        .arg("15");
+        .arg("15")
+        // One session at a time, as an APC switch: two nodes racing to fence each other
+        // are serialised here, and the loser's agent dies with its host.
+        .arg("--max-connections")
+        .arg("1");
     let rec = procs::spawn_detached(cmd, &log).map_err(|e| format!("starting apcsim: {e}"))?;
     lab.power_switch = Some(PowerSwitch {
         address: host.to_string(),
@@ -458,8 +468,23 @@ impl Telnet {
 /// Outlet Management, Outlet Control, the outlet, Control Outlet, Immediate On/Off, YES),
 /// then logs out. Returns once the switch said `Command successfully issued.`.
 pub fn switch_command(sw: &PowerSwitch, outlet: u32, on: bool) -> Result<(), PowerError> {
+    // The switch serves one session at a time (a fence agent may hold it): wait a while.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match switch_command_once(sw, outlet, on) {
+            Err(PowerError::Busy) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn switch_command_once(sw: &PowerSwitch, outlet: u32, on: bool) -> Result<(), PowerError> {
     let mut t = Telnet::connect(sw)?;
-    t.expect(&["User Name : "])?;
+    if t.expect(&["User Name : ", BUSY])? == 1 {
+        return Err(PowerError::Busy);
+    }
     t.step(&sw.login, "Password  : ")?;
     t.send(format!("{}\r\n", sw.password).as_bytes())?;
     if t.expect(&[PROMPT, "User Name : "])? == 1 {

@@ -226,3 +226,71 @@ fn a_split_two_node_cluster_keeps_exactly_one_node_and_the_loser_waits_for_its_p
     drop(g);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Three nodes whose only real method is broken (`/bin/false`: a device that cannot be
+/// reached) and whose second method is manual fencing.
+fn three_nodes_broken_then_manual() -> String {
+    let nodes: String = (1..=3)
+        .map(|i| {
+            format!(
+                "    <clusternode name=\"n{i}\" nodeid=\"{i}\" votes=\"1\">\n      <fence>\n        <method name=\"1\">\n          <device name=\"broken\"/>\n        </method>\n        <method name=\"2\">\n          <device name=\"manual\" nodename=\"n{i}\"/>\n        </method>\n      </fence>\n    </clusternode>\n"
+            )
+        })
+        .collect();
+    format!(
+        "<?xml version=\"1.0\"?>\n<cluster name=\"fenceman\" config_version=\"1\">\n  <cman/>\n  <clusternodes>\n{nodes}  </clusternodes>\n  <fencedevices>\n    <fencedevice name=\"broken\" agent=\"/bin/false\"/>\n    <fencedevice name=\"manual\" agent=\"fence_manual\"/>\n  </fencedevices>\n</cluster>\n"
+    )
+}
+
+#[test]
+fn a_failing_method_falls_to_manual_fencing_which_an_administrator_acknowledges() {
+    if !agents_ready("a_failing_method_falls_to_manual_fencing") {
+        return;
+    }
+    let (dir, conf) = test_lab_dir("fence-manual", &three_nodes_broken_then_manual());
+    let mut g = test_up_stack(&dir, &conf, false, Network::Netns, Stack::Fencing);
+    std::thread::sleep(Duration::from_secs(2));
+    // A hung node: its daemons die, its power stays on.
+    lab::stop_node(&mut g.lab, "n3", true).unwrap();
+    // fenced tries method 1 (fails), then method 2: fence_manual waits for the operator.
+    wait_history(&g, BOUND, "a first failed pass or manual fencing", |h| {
+        h.iter()
+            .any(|r| matches!(r.event, Event::FenceStart { victim: 3, .. }))
+            .then_some(())
+    });
+    let deadline = Instant::now() + BOUND;
+    loop {
+        let log = std::fs::read_to_string(g.lab.node("n1").unwrap().log_path("fenced"))
+            .unwrap_or_default();
+        if log.contains("agent /bin/false result: error from agent") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "method 1 never failed:\n{log}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        fenced_records(&history(&g), 3).is_empty(),
+        "fenced without an acknowledgement"
+    );
+    // The administrator checks n3 is off and acknowledges it on another member.
+    let (code, out) = on_node(&g, "n2", "fence_ack_manual", &["-y", "n3"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("Done"), "{out}");
+    let fenced = wait_history(&g, BOUND, "the acknowledgement", |h| {
+        let f = fenced_records(h, 3);
+        (!f.is_empty()).then_some(f)
+    });
+    assert_eq!(fenced, vec![(1, "override".to_string())]);
+    let (code, ls) = on_node(&g, "n1", "fence_tool", &["ls", "-n"]);
+    assert_eq!(code, 0, "{ls}");
+    assert!(
+        ls.contains("nodeid 3 member 0 victim 0 last fence master 1 how override"),
+        "{ls}"
+    );
+    // A second acknowledgement has nothing to acknowledge.
+    let (code, _) = on_node(&g, "n2", "fence_ack_manual", &["-y", "n3"]);
+    assert_eq!(code, 1);
+    assert_fencing_checks(&g);
+    drop(g);
+    let _ = std::fs::remove_dir_all(&dir);
+}

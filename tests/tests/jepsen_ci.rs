@@ -18,6 +18,11 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 /// A cluster.conf of `n` nodes; non-root runs name the caller's group as admin_group so the
 /// workload may join groups.
 fn config(dir: &Path, n: u32) -> PathBuf {
+    config_with(dir, n, "")
+}
+
+/// [`config`] with extra `<cman>` attributes (`two_node="1" expected_votes="1"`).
+fn config_with(dir: &Path, n: u32, cman_attrs: &str) -> PathBuf {
     let admin = if nix::unistd::geteuid().is_root() {
         String::new()
     } else {
@@ -33,7 +38,7 @@ fn config(dir: &Path, n: u32) -> PathBuf {
         .map(|i| format!("    <clusternode name=\"n{i}\" nodeid=\"{i}\" votes=\"1\"/>\n"))
         .collect();
     let text = format!(
-        "<?xml version=\"1.0\"?>\n<cluster name=\"jepsen{n}\" config_version=\"1\">\n  <cman{admin}/>\n  <clusternodes>\n{nodes}  </clusternodes>\n</cluster>\n"
+        "<?xml version=\"1.0\"?>\n<cluster name=\"jepsen{n}\" config_version=\"1\">\n  <cman{admin}{cman_attrs}/>\n  <clusternodes>\n{nodes}  </clusternodes>\n</cluster>\n"
     );
     std::fs::create_dir_all(dir).expect("config dir");
     let path = dir.join(format!("jepsen{n}.conf"));
@@ -99,6 +104,49 @@ fn five_node_seeds_pass_under_every_nemesis() {
     for seed in [11, 12] {
         let o = opts(5, seed, 20, &format!("5n-{seed}"));
         must_pass(&o);
+        remove_lab(&o);
+    }
+}
+
+/// With fenced on every node: failed nodes are fenced through the lab's switch while the
+/// nemeses cut power, pause, kill and partition. F1 (fenced means dead), F2 (fencing needs
+/// quorum) and F3 (each failure fenced once) join the verdict. On the two_node cluster a
+/// partition is a fence race: exactly one side survives, the loser boots and waits for
+/// its peer.
+#[test]
+fn fencing_seeds_pass_on_two_and_three_nodes_with_power_cuts() {
+    if !lab::binaries_present() {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    for (n, seed) in [(3, 21), (3, 22), (2, 31), (2, 32)] {
+        let tag = format!("fence{n}n-{seed}");
+        let mut o = opts(n, seed, 20, &tag);
+        if n == 2 {
+            let base = o
+                .dir
+                .as_ref()
+                .and_then(|d| d.parent())
+                .unwrap()
+                .to_path_buf();
+            o.config = config_with(&base, 2, " two_node=\"1\" expected_votes=\"1\"");
+        }
+        o.stack = lab::Stack::Fencing;
+        let (verdict, dir) = jepsen::run(&o).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        let table = verdict.table();
+        eprintln!("{table}");
+        assert!(
+            verdict.passed(),
+            "seed {seed} ({n} nodes, fencing) failed; lab directory {} kept\n{table}\nreplay: clusterlab jepsen --config {} --time 20s --seed {seed} --nemesis kill,pause,partition,power --fencing",
+            dir.display(),
+            o.config.display()
+        );
+        for id in ["F1", "F2", "F3"] {
+            assert!(
+                table.contains(id),
+                "{id} missing from the verdict:\n{table}"
+            );
+        }
         remove_lab(&o);
     }
 }

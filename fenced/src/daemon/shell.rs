@@ -305,6 +305,7 @@ impl Shell {
                 members,
                 joined,
                 left,
+                ..
             } if group == DOMAIN_GROUP => {
                 let ids = |v: Vec<u32>| v.into_iter().map(NodeId).collect();
                 Input::GroupView {

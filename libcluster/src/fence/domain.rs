@@ -3,9 +3,7 @@
 use super::api::{Action, FenceSettings, Input, NodeEntry};
 use super::master::MasterState;
 use super::msg::{ChangeId, DomainMsg, StateBody};
-use crate::ipc::fence::{
-    FenceDomainInfo, FenceHow, FenceNodeInfo, FenceRecord, FenceState, WaitState,
-};
+use crate::ipc::fence::{FenceHow, FenceRecord};
 use crate::{Millis, NodeId};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -27,7 +25,19 @@ pub(super) enum Phase {
 pub(super) struct Round {
     pub(super) change: ChangeId,
     pub(super) starts: BTreeMap<NodeId, StateBody>,
+    /// When we send our start again if the round is still open.
+    pub(super) resend_at: Millis,
 }
+
+/// A member whose round stays open this long sends its start again (ms). Duplicates are
+/// harmless; the resend also makes a member that missed the end of cmand's ordered stream
+/// notice the gap (a new ordered entry reveals it) and ask for a retransmission.
+pub const ROUND_RESEND_MS: u64 = 3000;
+
+/// A member that holds victims outside a round sends its start for the last change again
+/// this often (ms): receivers that completed that change ignore it, and a member that lost
+/// the tail of cmand's ordered stream (a result, an acknowledgement) notices the gap.
+pub const VICTIM_NUDGE_MS: u64 = 10_000;
 
 /// The fence domain's decision core (one per fenced). See the module documentation.
 #[derive(Debug)]
@@ -40,6 +50,8 @@ pub struct Domain {
     /// The newest incarnation each node had in any cmand view we saw.
     pub(super) known_inc: BTreeMap<NodeId, u64>,
     pub(super) quorate: bool,
+    /// When the last cmand view arrived.
+    pub(super) view_at: Millis,
     pub(super) phase: Phase,
     pub(super) members: BTreeSet<NodeId>,
     /// Replicated: pending victims and their incarnation.
@@ -54,6 +66,10 @@ pub struct Domain {
     pub(super) leaving: BTreeSet<NodeId>,
     /// The start round in progress, `None` when every start of the last change is in.
     pub(super) round: Option<Round>,
+    /// The last change we started a round for.
+    pub(super) last_change: Option<ChangeId>,
+    /// When a member holding victims outside a round sends its start again.
+    pub(super) nudge_at: Option<Millis>,
     /// Whether some change since the last completed round added nodes.
     pub(super) added: bool,
     pub(super) master: Option<NodeId>,
@@ -73,6 +89,7 @@ impl Domain {
             cluster: BTreeMap::new(),
             known_inc: BTreeMap::new(),
             quorate: false,
+            view_at: Millis(0),
             phase: Phase::Out,
             members: BTreeSet::new(),
             victims: BTreeMap::new(),
@@ -81,6 +98,8 @@ impl Domain {
             initial: BTreeSet::new(),
             leaving: BTreeSet::new(),
             round: None,
+            last_change: None,
+            nudge_at: None,
             added: false,
             master: None,
             announced: BTreeMap::new(),
@@ -119,6 +138,7 @@ impl Domain {
                 Phase::Out | Phase::Leaving => {}
             },
             Input::ClusterView { members, .. } => {
+                self.view_at = now;
                 self.cluster = members.iter().copied().collect();
                 for (id, inc) in members {
                     let k = self.known_inc.entry(id).or_insert(inc);
@@ -193,12 +213,12 @@ impl Domain {
                 self.nodes = nodes.into_iter().map(|n| (n.id, n)).collect();
                 self.settings = settings;
             }
-            Input::Tick => {}
+            Input::Tick => self.resend_start(now, out),
         }
         self.drive(now, out);
     }
 
-    fn is_member(&self) -> bool {
+    pub(super) fn is_member(&self) -> bool {
         matches!(self.phase, Phase::Member | Phase::Leaving)
     }
 
@@ -228,8 +248,6 @@ impl Domain {
         let change = ChangeId {
             generation,
             members: sorted(&members),
-            joined: sorted(&joined),
-            left: sorted(&left),
         };
         match self.phase {
             Phase::Out => return,
@@ -255,16 +273,7 @@ impl Domain {
             }
         }
         self.added |= !joined.is_empty();
-        self.master = None;
-        self.master_state.reset_delay();
-        self.round = Some(Round {
-            change: change.clone(),
-            starts: BTreeMap::new(),
-        });
-        let state = self.state_body();
-        self.send(DomainMsg::Start { change, state }, out);
-        let _ = now;
-        self.domain_changed(out);
+        self.begin_round(now, change, out);
     }
 
     /// Start-up fencing: configured nodes that are neither cmand nor domain members.
@@ -319,6 +328,7 @@ impl Domain {
         self.initial.clear();
         self.leaving.clear();
         self.round = None;
+        self.last_change = None;
         self.master = None;
         self.complete = false;
         self.added = false;
@@ -362,12 +372,25 @@ impl Domain {
         }
         match msg {
             DomainMsg::Start { change, state } => {
+                if self.last_change.as_ref() != Some(&change) {
+                    // A member that went through a cmand view we did not see (it was cut
+                    // off alone, inquorate, and merged back) saw a change we did not: with
+                    // the same members and a newer generation, we join its round (every
+                    // member decides this at the same point of the total order). Anything
+                    // else is a start of an earlier change, delivered late.
+                    let members: Vec<u32> = self.members.iter().map(|n| n.0).collect();
+                    let newer = self
+                        .last_change
+                        .as_ref()
+                        .is_none_or(|c| change.generation > c.generation);
+                    if change.members != members || !newer {
+                        return;
+                    }
+                    self.begin_round(now, change, out);
+                }
                 let Some(round) = self.round.as_mut() else {
                     return;
                 };
-                if round.change != change {
-                    return; // a start of an earlier change, delivered late
-                }
                 round.starts.insert(from, state);
                 if self.members.iter().all(|m| round.starts.contains_key(m)) {
                     self.finish_round(now, out);
@@ -423,53 +446,6 @@ impl Domain {
         }
     }
 
-    /// Every start of the current change is in: merge state, pick the master.
-    fn finish_round(&mut self, now: Millis, out: &mut Vec<Action>) {
-        let Some(round) = self.round.take() else {
-            return;
-        };
-        let any_complete = round.starts.values().any(|s| s.complete);
-        if any_complete && !self.complete {
-            // An existing member handled start-up fencing already.
-            for id in std::mem::take(&mut self.initial) {
-                if self.victims.get(&id) == Some(&0) {
-                    self.victims.remove(&id);
-                }
-            }
-        }
-        for state in round
-            .starts
-            .values()
-            .filter(|s| s.complete || !any_complete)
-        {
-            for r in &state.last {
-                self.apply_record(r.clone(), out);
-            }
-            for &(n, inc) in &state.victims {
-                self.add_victim(NodeId(n), inc, out);
-            }
-        }
-        self.initial.clear();
-        let master = round
-            .starts
-            .iter()
-            .find(|(_, s)| s.complete)
-            .or_else(|| round.starts.iter().next())
-            .map(|(id, _)| *id);
-        self.master = master;
-        self.complete = true;
-        let added = std::mem::take(&mut self.added);
-        if let Some(m) = master {
-            if m == self.me {
-                self.master_state
-                    .start_delay(now, added, self.victims.len(), &self.settings);
-            } else if !self.victims.is_empty() {
-                out.push(Action::Log(format!("fencing deferred to {}", self.name(m))));
-            }
-        }
-        self.domain_changed(out);
-    }
-
     /// Records a completed fencing; drops the victim it covers; announces it once.
     pub(super) fn apply_record(&mut self, record: FenceRecord, out: &mut Vec<Action>) {
         let node = NodeId(record.node);
@@ -505,96 +481,5 @@ impl Domain {
 
     pub(super) fn domain_changed(&self, out: &mut Vec<Action>) {
         out.push(Action::DomainChanged(self.domain_info()));
-    }
-
-    /// When [`Input::Tick`] next has work to do.
-    pub fn next_deadline(&self) -> Option<Millis> {
-        if self.master == Some(self.me) && self.round.is_none() && self.quorate {
-            self.master_state.deadline()
-        } else {
-            None
-        }
-    }
-
-    /// The domain summary (`fence_tool ls`).
-    pub fn domain_info(&self) -> FenceDomainInfo {
-        let joined = self.is_member();
-        let wait_state = if !joined {
-            WaitState::None
-        } else if !self.quorate {
-            WaitState::Quorum
-        } else if self.round.is_some() {
-            WaitState::Messages
-        } else if !self.victims.is_empty() {
-            WaitState::Fencing
-        } else {
-            WaitState::None
-        };
-        FenceDomainInfo {
-            joined,
-            members: self.members.iter().map(|n| n.0).collect(),
-            victims: self.victims.keys().map(|n| n.0).collect(),
-            current_victim: self.master_state.current().map_or(0, |n| n.0),
-            master: self.master.map_or(0, |n| n.0),
-            wait_state,
-        }
-    }
-
-    /// Every configured node (`fence_tool ls -n`), sorted by id.
-    pub fn nodes(&self) -> Vec<FenceNodeInfo> {
-        self.nodes
-            .values()
-            .map(|n| FenceNodeInfo {
-                node: n.id.0,
-                name: n.name.clone(),
-                member: self.members.contains(&n.id),
-                victim: self.victims.contains_key(&n.id),
-                last: self.last.get(&n.id).cloned(),
-            })
-            .collect()
-    }
-
-    /// Pending victims and their incarnations, sorted.
-    pub fn victims(&self) -> Vec<(NodeId, u64)> {
-        self.victims.iter().map(|(n, i)| (*n, *i)).collect()
-    }
-
-    /// Whether this node is a domain member (joined, not yet out).
-    pub fn joined(&self) -> bool {
-        self.is_member()
-    }
-
-    /// The master of the last completed round.
-    pub fn master(&self) -> Option<NodeId> {
-        self.master
-    }
-
-    /// Has `node`, in cmand incarnation `incarnation`, been fenced since it failed?
-    ///
-    /// Fenced if a record covers that incarnation (or a newer one), or the node is a cmand
-    /// member again with a newer incarnation (then the record says `how = Member`);
-    /// Pending if it is a victim; Unknown otherwise.
-    pub fn is_fenced(&self, node: NodeId, incarnation: u64) -> FenceState {
-        if let Some(r) = self.last.get(&node) {
-            if r.incarnation >= incarnation {
-                return FenceState::Fenced(r.clone());
-            }
-        }
-        if self.cluster.get(&node).is_some_and(|&i| i > incarnation) {
-            return FenceState::Fenced(FenceRecord {
-                node: node.0,
-                incarnation,
-                master: self.me.0,
-                how: FenceHow::Member,
-                method: None,
-                device: None,
-                time_unix_s: self.unix_s,
-            });
-        }
-        if self.victims.contains_key(&node) {
-            FenceState::Pending
-        } else {
-            FenceState::Unknown
-        }
     }
 }

@@ -7,6 +7,10 @@ use crate::ipc::fence::{FenceHow, FenceRecord};
 use crate::{Millis, NodeId};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// After a cmand view, the master waits this long (ms) before it starts an attempt, so the
+/// quorum event that follows the view is seen first.
+pub const VIEW_SETTLE_MS: u64 = 100;
+
 /// Which delay is running (its name appears in the log).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum DelayKind {
@@ -126,8 +130,13 @@ impl Domain {
         let ms = &mut self.master_state;
         ms.done_sent.retain(|k| victims.get(&k.0) == Some(&k.1));
         // Skip rule: a victim that is a cmand member again with a newer incarnation restarted.
+        // Evaluated before an attempt, not during one (as C3): a victim that comes back
+        // because the running attempt's `reboot` powered it on again was fenced by that
+        // attempt, and its result is the record.
+        let running = self.master_state.current();
         for (&v, &inc) in &victims {
-            let back = self.cluster.get(&v).is_some_and(|&now_inc| now_inc > inc);
+            let back =
+                running != Some(v) && self.cluster.get(&v).is_some_and(|&now_inc| now_inc > inc);
             if back && self.master_state.done_sent.insert((v, inc)) {
                 let record = FenceRecord {
                     node: v.0,
@@ -191,6 +200,13 @@ impl Domain {
             return;
         }
         ms.retry_at = None;
+        // cmand reports a view and then, separately, the quorum it leads to: give the quorum
+        // event time to arrive before acting on a view that may have cost us quorum.
+        let settled_at = self.view_at.plus(VIEW_SETTLE_MS);
+        if now < settled_at {
+            ms.retry_at = Some(settled_at);
+            return;
+        }
         let Some(&(victim, inc)) = pending.first() else {
             ms.fencing = false;
             return;

@@ -31,6 +31,8 @@ mod domain;
 mod master;
 mod msg;
 pub mod plan;
+mod reads;
+mod round;
 mod sim_node;
 #[cfg(test)]
 mod tests;
@@ -39,6 +41,7 @@ pub use api::{
     settings_from_config, Action, AttemptOutcome, FenceSettings, Input, NodeEntry,
     DEFAULT_RETRY_INITIAL_MS, DEFAULT_RETRY_MAX_MS, LOGGED_FAILURES, STILL_RETRYING_EVERY,
 };
-pub use domain::Domain;
+pub use domain::{Domain, ROUND_RESEND_MS, VICTIM_NUDGE_MS};
+pub use master::VIEW_SETTLE_MS;
 pub use msg::{ChangeId, DomainMsg, FenceError, StateBody, PROTOCOL_VERSION};
 pub use sim_node::{FenceSimEvent, FenceSimInput, FenceSimNode, SwitchConfig};

@@ -12,17 +12,15 @@ use std::fmt;
 /// The protocol version byte leading every payload.
 pub const PROTOCOL_VERSION: u8 = 1;
 
-/// Identity of one membership change of the domain group, as every member saw it.
+/// Identity of one membership change of the domain group: what every member of it sees
+/// alike. (The joined and left lists are not part of it: when partitions merge, each side
+/// sees the other join.)
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChangeId {
     /// cmand's view epoch it happened in.
     pub generation: u64,
     /// Members after it, sorted.
     pub members: Vec<u32>,
-    /// Joined, sorted.
-    pub joined: Vec<u32>,
-    /// Left, sorted.
-    pub left: Vec<u32>,
 }
 
 /// A member's replicated state, sent in its start message for each change.
@@ -151,8 +149,6 @@ mod tests {
                 change: ChangeId {
                     generation: 4,
                     members: vec![1, 2],
-                    joined: vec![2],
-                    left: vec![],
                 },
                 state: StateBody {
                     complete: true,

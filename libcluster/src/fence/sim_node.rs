@@ -31,6 +31,9 @@ pub struct SwitchConfig {
     pub reboot_min_ms: u64,
     /// ... and at the latest (ms).
     pub reboot_max_ms: u64,
+    /// A broken device that reports success without cutting the power (for tests that
+    /// check the invariants catch it).
+    pub lies: bool,
 }
 
 impl Default for SwitchConfig {
@@ -41,6 +44,7 @@ impl Default for SwitchConfig {
             failure_probability: 0.2,
             reboot_min_ms: 1000,
             reboot_max_ms: 4000,
+            lies: false,
         }
     }
 }
@@ -80,6 +84,8 @@ pub enum FenceSimEvent {
         /// Victim.
         victim: NodeId,
     },
+    /// fenced restarted on this node (a new domain core, same cmand incarnation).
+    FencedRestarted,
     /// This node took over the victim's resource after a fencing result.
     Recover {
         /// Whose resource.
@@ -110,6 +116,9 @@ pub struct FenceSimNode {
     agents: Vec<Agent>,
     next_request: u64,
     exited: bool,
+    /// After a fenced restart: the old instance's group membership is still being left;
+    /// group views until that leave belong to the old instance.
+    old_instance_leaving: bool,
     out_m: Vec<membership::Action>,
     out_d: Vec<Action>,
 }
@@ -132,6 +141,7 @@ impl FenceSimNode {
             agents: Vec::new(),
             next_request: 0,
             exited: false,
+            old_instance_leaving: false,
             out_m: Vec::new(),
             out_d: Vec::new(),
         }
@@ -172,7 +182,7 @@ impl FenceSimNode {
     /// Moves actions between the two cores until both are quiet.
     fn pump(&mut self, ctx: &mut Ctx<'_, Self>) {
         let incarnation = self.core.incarnation();
-        while !self.exited && !(self.out_m.is_empty() && self.out_d.is_empty()) {
+        while !self.exited && (!self.out_m.is_empty() || !self.out_d.is_empty()) {
             for a in std::mem::take(&mut self.out_m) {
                 match a {
                     membership::Action::Send { to, msg } => {
@@ -206,6 +216,10 @@ impl FenceSimNode {
                         ref left,
                         ..
                     } if group == DOMAIN_GROUP => {
+                        if self.old_instance_leaving {
+                            self.old_instance_leaving = !left.contains(&ctx.me);
+                            continue;
+                        }
                         let input = Input::GroupView {
                             generation: view.epoch,
                             members: members.clone(),
@@ -316,7 +330,7 @@ impl FenceSimNode {
             .collect();
         for i in due.into_iter().rev() {
             let mut g = self.agents.remove(i);
-            if g.success && !g.reported {
+            if g.success && !g.reported && !self.switch.lies {
                 ctx.emit(FenceSimEvent::PowerOff { victim: g.victim });
                 let s = &self.switch;
                 let back = now.plus(
@@ -378,8 +392,13 @@ impl sim::Process for FenceSimNode {
             FenceSimInput::Cluster(r) => self.request(ctx, r),
             FenceSimInput::Fence(i) => self.fence(ctx, i),
             FenceSimInput::RestartFenced => {
+                ctx.emit(FenceSimEvent::FencedRestarted);
                 let group = DOMAIN_GROUP.to_string();
                 self.request(ctx, ClientRequest::GroupLeave { group });
+                let id = self.next_request;
+                self.old_instance_leaving = self.out_m.iter().any(|a| {
+                    matches!(a, membership::Action::Reply { id: i, result: Ok(()) } if *i == id)
+                });
                 self.agents.clear();
                 self.out_d.clear();
                 self.domain =

@@ -119,16 +119,11 @@ impl Bus {
         }
     }
 
-    /// cmand's view (and quorum) on every node in `to`.
+    /// cmand's view on every node in `to`, then (the settle time later) its quorum.
     fn cluster(&mut self, to: &[u32], members: &[(u32, u64)]) {
-        self.generation += 1;
-        let members: Vec<(NodeId, u64)> = members.iter().map(|&(n, i)| (NodeId(n), i)).collect();
+        self.cluster_no_quorum(to, members);
+        self.now = self.now.plus(VIEW_SETTLE_MS);
         for &n in to {
-            let input = Input::ClusterView {
-                generation: self.generation,
-                members: members.clone(),
-            };
-            self.input(NodeId(n), input);
             self.input(NodeId(n), Input::Quorum { quorate: true });
         }
     }
@@ -282,7 +277,12 @@ fn no_attempt_is_issued_while_inquorate_and_the_wait_state_says_quorum() {
     let a = b.take();
     assert!(Bus::fences(&a).is_empty());
     assert_eq!(b.d(1).domain_info().wait_state, WaitState::Quorum);
-    assert_eq!(b.d(1).next_deadline(), None);
+    assert_eq!(
+        b.d(1).next_deadline(),
+        Some(b.now.plus(VICTIM_NUDGE_MS)),
+        "no fencing timer, only the nudge"
+    );
+    b.now = b.now.plus(VIEW_SETTLE_MS);
     b.input(NodeId(1), Input::Quorum { quorate: true });
     assert_eq!(Bus::fences(&b.take()), vec![(1, 3, 1)]);
 }
@@ -302,6 +302,29 @@ impl Bus {
 }
 
 #[test]
+fn no_attempt_starts_before_the_quorum_event_that_follows_a_view_had_time_to_arrive() {
+    let mut b = three(quick());
+    b.change(&[], &[NodeId(3)]); // fenced on 3 died: a victim, still in cmand's view
+    b.flush();
+    b.take();
+    b.cluster_no_quorum(&[1, 2], &[(1, 11), (2, 12)]);
+    assert!(
+        Bus::fences(&b.take()).is_empty(),
+        "not in the same instant as the view"
+    );
+    assert_eq!(b.d(1).next_deadline(), Some(b.now.plus(VIEW_SETTLE_MS)));
+    b.input(NodeId(1), Input::Quorum { quorate: false });
+    b.now = b.now.plus(VIEW_SETTLE_MS);
+    b.input(NodeId(1), Input::Tick);
+    assert!(
+        Bus::fences(&b.take()).is_empty(),
+        "quorum was lost with that view"
+    );
+    b.input(NodeId(1), Input::Quorum { quorate: true });
+    assert_eq!(Bus::fences(&b.take()).len(), 1);
+}
+
+#[test]
 fn failures_back_off_doubling_to_the_maximum_and_logs_stop_after_the_third() {
     let mut b = three(FenceSettings {
         retry_initial_ms: 1000,
@@ -314,20 +337,29 @@ fn failures_back_off_doubling_to_the_maximum_and_logs_stop_after_the_third() {
     let mut failed_logs = 0;
     for _ in 0..6 {
         b.done(1, 3, attempt, false);
-        let d = b.d(1).next_deadline().expect("a retry is scheduled");
-        waits.push(d.since(b.now));
-        let a = b.take();
-        failed_logs += Bus::logs(&a, 1)
+        failed_logs += Bus::logs(&b.take(), 1)
             .iter()
             .filter(|l| *l == "fence node3 failed")
             .count();
-        assert!(Bus::fences(&a).is_empty(), "no retry before the back-off");
-        b.now = d;
-        b.input(NodeId(1), Input::Tick);
-        let next = Bus::fences(&b.take());
-        assert_eq!(next.len(), 1);
-        assert!(next[0].2 > attempt, "every attempt has a new number");
-        attempt = next[0].2;
+        let failed_at = b.now;
+        loop {
+            let d = b.d(1).next_deadline().expect("a retry is scheduled");
+            b.now = d;
+            b.input(NodeId(1), Input::Tick);
+            b.flush();
+            let a = b.take();
+            failed_logs += Bus::logs(&a, 1)
+                .iter()
+                .filter(|l| *l == "fence node3 failed")
+                .count();
+            let next = Bus::fences(&a);
+            if let Some(&(_, _, n)) = next.first() {
+                assert!(n > attempt, "every attempt has a new number");
+                attempt = n;
+                waits.push(b.now.since(failed_at));
+                break;
+            }
+        }
     }
     assert_eq!(waits, vec![1000, 2000, 4000, 4000, 4000, 4000]);
     assert_eq!(failed_logs, 3);
@@ -413,7 +445,11 @@ fn post_fail_delay_waits_then_logs_and_fences() {
     fail_three(&mut b);
     assert!(Bus::fences(&b.take()).is_empty());
     assert_eq!(b.d(1).next_deadline(), Some(b.now.plus(5000)));
-    assert_eq!(b.d(2).next_deadline(), None, "only the master waits");
+    assert_eq!(
+        b.d(2).next_deadline(),
+        Some(b.now.plus(VICTIM_NUDGE_MS)),
+        "only the master runs the delay"
+    );
     b.now = b.now.plus(5000);
     b.input(NodeId(1), Input::Tick);
     let a = b.take();
@@ -442,6 +478,32 @@ fn a_victim_back_with_a_new_incarnation_during_the_delay_is_done_how_member() {
         b.d(2).is_fenced(NodeId(3), 13),
         FenceState::Fenced(_)
     ));
+}
+
+#[test]
+fn a_victim_rebooted_by_the_running_attempt_is_done_by_that_attempt_how_agent() {
+    let mut b = three(quick());
+    fail_three(&mut b);
+    let fences = Bus::fences(&b.take());
+    assert_eq!(fences.len(), 1);
+    let (_, _, attempt) = fences[0];
+    // The agent's `reboot` powers the victim on again: it rejoins before the agent ends.
+    b.cluster(&[1, 2], &[(1, 11), (2, 12), (3, 20)]);
+    b.flush();
+    let a = b.take();
+    assert!(
+        Bus::fenced(&a).is_empty(),
+        "no completion while the attempt runs"
+    );
+    assert!(!a
+        .iter()
+        .any(|(_, x)| matches!(x, Action::CancelFence { .. })));
+    b.done(1, 3, attempt, true);
+    b.flush();
+    assert_eq!(
+        Bus::fenced(&b.take()),
+        vec![(1, 3, FenceHow::Agent), (2, 3, FenceHow::Agent)]
+    );
 }
 
 #[test]
@@ -477,7 +539,8 @@ fn post_join_delay_applies_when_the_change_added_nodes() {
     b.cluster(&[1], &[(1, 11), (2, 12)]);
     b.flush();
     assert_eq!(b.d(1).victims(), vec![(NodeId(3), 0)]);
-    assert_eq!(b.d(1).next_deadline(), Some(b.now.plus(7000)));
+    let view_at = b.now.0 - VIEW_SETTLE_MS;
+    assert_eq!(b.d(1).next_deadline(), Some(Millis(view_at + 7000)));
     b.now = b.now.plus(7000);
     b.input(NodeId(1), Input::Tick);
     let a = b.take();
@@ -499,7 +562,7 @@ fn wait_forever_never_times_out() {
     b.cluster(&[1], &[(1, 11)]);
     b.join_all(&[1]);
     assert_eq!(b.d(1).victims(), vec![(NodeId(2), 0)]);
-    assert_eq!(b.d(1).next_deadline(), None);
+    assert_eq!(b.d(1).next_deadline(), Some(b.now.plus(VICTIM_NUDGE_MS)));
     b.now = b.now.plus(1_000_000);
     b.input(NodeId(1), Input::Tick);
     assert!(Bus::fences(&b.take()).is_empty());
@@ -585,6 +648,52 @@ fn the_round_waits_for_every_start_of_the_current_change_only() {
 }
 
 #[test]
+fn a_member_holding_victims_resends_its_start_which_completed_members_ignore() {
+    let mut b = three(FenceSettings {
+        post_fail_delay_ms: None,
+        ..quick()
+    });
+    fail_three(&mut b);
+    b.take();
+    b.now = b.now.plus(VICTIM_NUDGE_MS);
+    b.input(NodeId(2), Input::Tick);
+    assert_eq!(b.queue.len(), 1, "one start resent");
+    b.flush();
+    assert_eq!(
+        b.d(1).domain_info().wait_state,
+        WaitState::Fencing,
+        "no new round"
+    );
+    assert_eq!(b.d(2).next_deadline(), Some(b.now.plus(VICTIM_NUDGE_MS)));
+}
+
+#[test]
+fn a_start_for_a_newer_change_with_our_members_opens_that_round_everywhere() {
+    let mut b = three(quick());
+    // Node 3 alone saw a change (cut off, merged back in a newer cmand view).
+    let change = ChangeId {
+        generation: 99,
+        members: vec![1, 2, 3],
+    };
+    let state = StateBody::default();
+    b.queue.push_back(Ev::Msg(
+        NodeId(3),
+        DomainMsg::Start { change, state }.encode(),
+    ));
+    b.flush();
+    for n in [1, 2] {
+        assert_eq!(
+            b.d(n).master(),
+            Some(NodeId(1)),
+            "node {n} completed the adopted round"
+        );
+    }
+    assert!(b.take().iter().any(
+        |(_, a)| matches!(a, Action::DomainChanged(i) if i.wait_state == WaitState::Messages)
+    ));
+}
+
+#[test]
 fn a_bad_payload_is_logged_and_ignored() {
     let mut b = three(quick());
     for payload in [vec![], vec![1, 0xff, 0xff], vec![7, 1, 2]] {
@@ -660,4 +769,33 @@ fn settings_come_from_fence_daemon_with_minus_one_as_forever() {
             has_methods: false
         }]
     );
+}
+
+#[test]
+fn reconfigure_takes_new_names_and_delays_for_the_next_failure() {
+    let mut b = three(quick());
+    let mut nodes = entries(3);
+    nodes[2].name = "renamed".into();
+    let settings = FenceSettings {
+        post_fail_delay_ms: Some(2000),
+        ..quick()
+    };
+    for n in [1, 2] {
+        let input = Input::Reconfigure {
+            nodes: nodes.clone(),
+            settings: settings.clone(),
+        };
+        b.input(NodeId(n), input);
+    }
+    fail_three(&mut b);
+    assert!(
+        Bus::fences(&b.take()).is_empty(),
+        "the new post_fail_delay applies"
+    );
+    b.now = b.now.plus(2000);
+    b.input(NodeId(1), Input::Tick);
+    let a = b.take();
+    assert!(a
+        .iter()
+        .any(|(_, x)| matches!(x, Action::Fence { name, .. } if name == "renamed")));
 }

@@ -268,6 +268,12 @@ pub enum CmanEvent {
         joined: Vec<u32>,
         /// Nodes that left.
         left: Vec<u32>,
+        /// The view's coordinator (with `generation` and the next field, the view's identity).
+        coordinator: u32,
+        /// The coordinator's incarnation.
+        coordinator_incarnation: u64,
+        /// The position of this change in the view's total order (the same on every member).
+        seq: u64,
     },
     /// A group message, in the group's total order.
     Deliver {

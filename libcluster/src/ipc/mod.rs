@@ -38,6 +38,7 @@ pub mod cman;
 mod error;
 pub mod fence;
 mod frame;
+pub mod rgmanager;
 
 pub use access::{permits, Access, ApiRequest, Peer};
 pub use error::{ErrorCode, ErrorReply, IpcError};

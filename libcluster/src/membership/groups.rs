@@ -342,10 +342,20 @@ impl Membership {
     }
 
     /// A member's heartbeat may advance the stable point (sequencer only).
-    pub(super) fn gm_on_peer_progress(&mut self, _from: NodeId) {
+    pub(super) fn gm_on_peer_progress(&mut self, from: NodeId) {
         let Some(inst) = &self.views.installed else {
             return;
         };
+        // The sequencer's heartbeat says how far it ordered: a member that lost the last
+        // entries of a burst learns of the gap here and asks for it, instead of waiting for
+        // the next entry to be ordered.
+        if from == inst.view.coordinator && from != self.me {
+            if let Some(p) = self.conn.peers.get(&from) {
+                if p.view == Some(inst.view) {
+                    self.gm.high = self.gm.high.max(p.high);
+                }
+            }
+        }
         if inst.view.coordinator != self.me || self.gm.seqr.is_none() {
             return;
         }

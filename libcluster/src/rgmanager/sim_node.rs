@@ -254,7 +254,7 @@ impl RgSimNode {
                     membership::Action::ViewInstalled { view, members } => {
                         self.rg(
                             now,
-                            coord::Input::ClusterView {
+                            coord::Input::ViewInstalled {
                                 view,
                                 members: members.clone(),
                             },

@@ -50,6 +50,13 @@ enum Cmd {
         #[arg(long)]
         hold: bool,
     },
+    /// The reference deployment end to end: two hosts, two VMs, clustat, a live migration,
+    /// a power cut with fencing and failover, then everything torn down (needs root and QEMU).
+    Demo {
+        /// The lab directory (default: a fresh one under the temp dir).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Start the daemons of NODE that are not running (a fresh boot).
     Start {
         /// The lab directory.
@@ -252,7 +259,7 @@ fn run(cli: Cli) -> Result<(), String> {
             let lab_opts = lab::LabOptions {
                 network,
                 owned: hold,
-                stack: lab::Stack::Fencing,
+                stack: lab::Stack::Full,
             };
             let mut state = lab::up_with(&opts, &lab_opts)?;
             print!("{}", clusterlab::report::status_table(&state));
@@ -338,6 +345,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 ));
             }
         }
+        Cmd::Demo { dir } => clusterlab::demo::run(dir)?,
         Cmd::Check { dir } => {
             let verdict = clusterlab::jepsen::check_dir(&dir)?;
             print!("{}", verdict.table());

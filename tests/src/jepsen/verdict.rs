@@ -145,14 +145,14 @@ impl Verdict {
         for n in &self.notes {
             let _ = writeln!(s, "  {:<11} {n}", "note");
         }
-        let _ = writeln!(s, "  {:<4} {:<18} result", "id", "invariant");
+        let _ = writeln!(s, "  {:<4} {:<24} result", "id", "invariant");
         for c in &self.checks {
             match &c.outcome {
                 Ok(summary) => {
-                    let _ = writeln!(s, "  {:<4} {:<18} held: {summary}", c.id, c.name);
+                    let _ = writeln!(s, "  {:<4} {:<24} held: {summary}", c.id, c.name);
                 }
                 Err(v) => {
-                    let _ = writeln!(s, "  {:<4} {:<18} VIOLATED: {}", c.id, c.name, v.message);
+                    let _ = writeln!(s, "  {:<4} {:<24} VIOLATED: {}", c.id, c.name, v.message);
                     for r in &v.records {
                         let _ = writeln!(s, "         {}", r.to_line());
                     }

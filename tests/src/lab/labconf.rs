@@ -181,6 +181,44 @@ pub fn wire_fencing(conf: &mut ClusterConf, outlets: &BTreeMap<u32, u32>) {
     }
 }
 
+/// Writes a small QEMU-able definition (xm syntax: name, uuid, 64 MiB, one vcpu, no disk:
+/// no guest OS is needed to start, stop and migrate it) for every `<vm>` into `dir`, the
+/// directory every lab host shares. An existing file is kept (a test may have written a
+/// richer one).
+pub fn write_vm_definitions(conf: &ClusterConf, dir: &std::path::Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for vm in &conf.rm.vms {
+        let file = dir.join(&vm.name);
+        if file.exists() {
+            continue;
+        }
+        let h = crc32fast::hash(vm.name.as_bytes());
+        let uuid = format!(
+            "{h:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+            h & 0xffff,
+            (h >> 4) & 0xfff,
+            (h >> 8) & 0xfff,
+            u64::from(h) * 7919
+        );
+        let text = format!(
+            "# Written by clusterlab for <vm name=\"{n}\">: a guest with no OS, enough to\n\
+             # start, stop, check and live-migrate with QEMU.\n\
+             name = \"{n}\"\nuuid = \"{uuid}\"\nmemory = 64\nvcpus = 1\n\
+             on_poweroff = \"destroy\"\non_reboot = \"restart\"\non_crash = \"destroy\"\n",
+            n = vm.name
+        );
+        std::fs::write(&file, text).map_err(|e| format!("{}: {e}", file.display()))?;
+    }
+    Ok(())
+}
+
+/// Points every `<vm>`'s `path` at `dir` (the lab's shared definitions).
+pub fn point_vms_at(conf: &mut ClusterConf, dir: &std::path::Path) {
+    for vm in &mut conf.rm.vms {
+        vm.path = Some(dir.display().to_string());
+    }
+}
+
 /// The configuration rewritten for the lab (see the module doc), as cluster.conf text.
 pub fn lab_config(conf: &ClusterConf, sw: &PowerSwitch, host: Ipv4Addr) -> String {
     let mut c = conf.clone();

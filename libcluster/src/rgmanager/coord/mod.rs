@@ -101,10 +101,16 @@ pub enum VmResult {
 /// One input from the shell.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Input {
-    /// cmand installed a view: members with incarnations. A group member starts a report
-    /// round for the view even when the group's membership did not change for it (nodes
-    /// that merge back without a restart see no group event of their own).
+    /// cmand installed a view: members with incarnations (no report round; prefer
+    /// [`Input::ViewInstalled`], which the shell should send instead).
     ClusterView {
+        /// Members.
+        members: Vec<(NodeId, u64)>,
+    },
+    /// cmand installed `view`: members with incarnations. A group member also starts a
+    /// report round for the view, even when the group's membership did not change for it
+    /// (nodes that merge back without a restart see no group event of their own).
+    ViewInstalled {
         /// The view.
         view: ViewId,
         /// Members.
@@ -373,7 +379,12 @@ impl Coordinator {
     /// Applies one input.
     pub fn handle(&mut self, now: Millis, input: Input, out: &mut Vec<Action>) {
         match input {
-            Input::ClusterView { view, members } => {
+            Input::ClusterView { members } => {
+                for (n, inc) in members {
+                    self.incarnations.insert(n, inc);
+                }
+            }
+            Input::ViewInstalled { view, members } => {
                 for (n, inc) in members {
                     self.incarnations.insert(n, inc);
                 }

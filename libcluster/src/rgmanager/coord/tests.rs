@@ -147,7 +147,7 @@ impl World {
         for m in self.group.clone() {
             self.input(
                 m,
-                Input::ClusterView {
+                Input::ViewInstalled {
                     view,
                     members: cluster.clone(),
                 },

@@ -1,0 +1,307 @@
+//! Local VM operations as tasks: the coordinator core asks (start, stop, prepare incoming,
+//! migrate out, status), a task runs the hypervisor driver, the result comes back to the
+//! loop as an [`ExecDone`].
+//!
+//! A `<service>` (not a VM) has no resources this daemon manages yet: it "runs" as an
+//! in-memory mark, like an rgmanager service with no children.
+
+use libcluster::config::ClusterConf;
+use libcluster::history::Event;
+use libcluster::rgmanager::coord::VmResult;
+use libcluster::rgmanager::ServiceIndex;
+use libcluster::NodeId;
+use rgmanagerd::driver::{AnyDriver, Driver, DriverError, StopOptions, VmState};
+use rgmanagerd::vmdef;
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+/// A finished operation.
+pub enum ExecDone {
+    /// A VM operation the core asked for, and the history record it makes.
+    Vm {
+        /// The service.
+        service: ServiceIndex,
+        /// Its result.
+        result: VmResult,
+        /// For the history file.
+        record: Event,
+    },
+    /// A status check.
+    Status {
+        /// The service.
+        service: ServiceIndex,
+        /// Whether it runs here.
+        running: bool,
+    },
+}
+
+/// The executor.
+#[derive(Clone)]
+pub struct Exec {
+    driver: Arc<AnyDriver>,
+    conf: Arc<ClusterConf>,
+    listen: IpAddr,
+    stop_timeout: Duration,
+    plain: Arc<Mutex<BTreeSet<String>>>,
+    tx: mpsc::Sender<ExecDone>,
+}
+
+/// `vm:NAME` → `NAME`; `None` for a `service:`.
+fn vm_name(service: &str) -> Option<&str> {
+    service.strip_prefix("vm:")
+}
+
+impl Exec {
+    /// An executor sending results on `tx`. `listen` is where incoming migrations listen.
+    pub fn new(
+        driver: AnyDriver,
+        conf: Arc<ClusterConf>,
+        listen: IpAddr,
+        tx: mpsc::Sender<ExecDone>,
+    ) -> Exec {
+        // How long a graceful shutdown may take before the VM is destroyed (vm.sh's 60 s
+        // default; the lab's guests have no OS to answer ACPI and set a few seconds).
+        let stop_timeout = std::env::var("RGMANAGER_STOP_TIMEOUT")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map_or(Duration::from_secs(60), Duration::from_secs);
+        Exec {
+            driver: Arc::new(driver),
+            conf,
+            listen,
+            stop_timeout,
+            plain: Arc::new(Mutex::new(BTreeSet::new())),
+            tx,
+        }
+    }
+
+    /// Replaces the configuration (after `ccs_tool update`).
+    pub fn set_config(&mut self, conf: Arc<ClusterConf>) {
+        self.conf = conf;
+    }
+
+    fn definition(&self, vm: &str) -> Result<vmdef::VmDef, String> {
+        let id = format!("vm:{vm}");
+        let res = self.conf.rm.vms.iter().find(|v| v.id() == id);
+        let path = res
+            .and_then(|v| v.path.clone())
+            .unwrap_or_else(|| "/etc/cluster/vms:/etc/xen".to_string());
+        vmdef::load_for_vm(vm, &path)
+            .map(|p| {
+                for w in &p.warnings {
+                    warn!(vm, "{w}");
+                }
+                p.def
+            })
+            .map_err(|e| e.to_string())
+    }
+
+    fn send(&self, done: ExecDone) {
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let _ = tx.send(done).await;
+        });
+    }
+
+    fn record(vm: &str, op: &str, ok: bool, started: Instant) -> Event {
+        Event::Vm {
+            vm: vm.to_string(),
+            op: op.to_string(),
+            ok,
+            to: None,
+            downtime_ms: None,
+            took_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+
+    /// Starts `service` here.
+    pub fn start(&self, service: ServiceIndex, name: String) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let t = Instant::now();
+            let Some(vm) = vm_name(&name) else {
+                me.plain.lock().map(|mut p| p.insert(name.clone())).ok();
+                let record = Exec::record(&name, "start", true, t);
+                me.send(ExecDone::Vm {
+                    service,
+                    result: VmResult::Started,
+                    record,
+                });
+                return;
+            };
+            let ok = match me.definition(vm) {
+                Ok(def) => match me.driver.start(&def).await {
+                    Ok(r) => {
+                        info!(vm, pid = ?r.pid, "started");
+                        true
+                    }
+                    Err(e) => {
+                        warn!(vm, error = %e, "start failed");
+                        false
+                    }
+                },
+                Err(e) => {
+                    warn!(vm, error = %e, "no usable definition");
+                    false
+                }
+            };
+            let result = if ok {
+                VmResult::Started
+            } else {
+                VmResult::StartFailed
+            };
+            let record = Exec::record(vm, "start", ok, t);
+            me.send(ExecDone::Vm {
+                service,
+                result,
+                record,
+            });
+        });
+    }
+
+    /// Stops `service` here (graceful, then destroyed after the stop timeout).
+    pub fn stop(&self, service: ServiceIndex, name: String) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let t = Instant::now();
+            let Some(vm) = vm_name(&name) else {
+                me.plain.lock().map(|mut p| p.remove(&name)).ok();
+                let record = Exec::record(&name, "stop", true, t);
+                me.send(ExecDone::Vm {
+                    service,
+                    result: VmResult::Stopped,
+                    record,
+                });
+                return;
+            };
+            let opts = StopOptions {
+                timeout: me.stop_timeout,
+                no_kill: false,
+            };
+            let ok = match me.driver.stop(vm, opts).await {
+                Ok(how) => {
+                    info!(vm, ?how, "stopped");
+                    true
+                }
+                Err(DriverError::NoSuchVm { .. }) => true,
+                Err(e) => {
+                    warn!(vm, error = %e, "stop failed");
+                    false
+                }
+            };
+            let result = if ok {
+                VmResult::Stopped
+            } else {
+                VmResult::StopFailed
+            };
+            let record = Exec::record(vm, "stop", ok, t);
+            me.send(ExecDone::Vm {
+                service,
+                result,
+                record,
+            });
+        });
+    }
+
+    /// Prepares an incoming migration of `service` here.
+    pub fn prepare_incoming(&self, service: ServiceIndex, name: String, from: NodeId) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let t = Instant::now();
+            let vm = vm_name(&name).unwrap_or(&name).to_string();
+            let result = match me.definition(&vm) {
+                Ok(def) => {
+                    match me
+                        .driver
+                        .prepare_incoming(&def, SocketAddr::new(me.listen, 0))
+                        .await
+                    {
+                        Ok(h) => {
+                            info!(vm, from = from.0, uri = %h.uri, "waiting for the incoming migration");
+                            VmResult::Prepared { uri: h.uri }
+                        }
+                        Err(e) => {
+                            warn!(vm, error = %e, "cannot prepare an incoming migration");
+                            VmResult::PrepareFailed
+                        }
+                    }
+                }
+                Err(e) => {
+                    warn!(vm, error = %e, "no usable definition");
+                    VmResult::PrepareFailed
+                }
+            };
+            let ok = matches!(result, VmResult::Prepared { .. });
+            let record = Exec::record(&vm, "incoming", ok, t);
+            me.send(ExecDone::Vm {
+                service,
+                result,
+                record,
+            });
+        });
+    }
+
+    /// Drops a prepared incoming VM (no answer).
+    pub fn abort_incoming(&self, name: String) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let vm = vm_name(&name).unwrap_or(&name).to_string();
+            if let Err(e) = me.driver.abort_incoming(&vm).await {
+                warn!(vm, error = %e, "abort of the incoming VM failed");
+            }
+        });
+    }
+
+    /// Live-migrates `service` to `to` at `uri`.
+    pub fn migrate_out(&self, service: ServiceIndex, name: String, to: NodeId, uri: String) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let t = Instant::now();
+            let vm = vm_name(&name).unwrap_or(&name).to_string();
+            let (result, downtime) = match me.driver.migrate(&vm, &uri).await {
+                Ok(stats) => {
+                    info!(vm, to = to.0, total_ms = stats.total_ms, downtime_ms = ?stats.downtime_ms,
+                          bytes = ?stats.transferred_bytes, "migrated");
+                    (VmResult::Migrated, stats.downtime_ms)
+                }
+                Err(e) => {
+                    let on_source = matches!(me.driver.status(&vm).await, Ok(VmState::Running));
+                    warn!(vm, to = to.0, error = %e, on_source, "migration failed");
+                    (VmResult::MigrateFailed { on_source }, None)
+                }
+            };
+            let ok = result == VmResult::Migrated;
+            let mut record = Exec::record(&vm, "migrate-out", ok, t);
+            if let Event::Vm {
+                to: rec_to,
+                downtime_ms,
+                ..
+            } = &mut record
+            {
+                *rec_to = Some(to.0);
+                *downtime_ms = downtime;
+            }
+            me.send(ExecDone::Vm {
+                service,
+                result,
+                record,
+            });
+        });
+    }
+
+    /// Checks whether `service` runs here.
+    pub fn check_status(&self, service: ServiceIndex, name: String) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let running = match vm_name(&name) {
+                None => me.plain.lock().map(|p| p.contains(&name)).unwrap_or(false),
+                Some(vm) => matches!(me.driver.status(vm).await, Ok(VmState::Running)),
+            };
+            let _ = me.tx.send(ExecDone::Status { service, running }).await;
+        });
+    }
+}

@@ -1,0 +1,431 @@
+//! The loop: cmand and fenced events, local requests, VM results and the core's timer go
+//! into the coordinator core; its actions come out as group messages, VM tasks, fenced
+//! questions and replies.
+
+use super::exec::{Exec, ExecDone};
+use super::links::{Cman, Fenced};
+use super::{load_config, DaemonError, Options};
+use clusterio::history::History;
+use clusterio::{EventPublisher, Incoming};
+use libcluster::config::ClusterConf;
+use libcluster::history::Event;
+use libcluster::ipc::cman::{CmanEvent, CmanRequest};
+use libcluster::ipc::rgmanager::{RgEvent, RgRequest, RgResponse};
+use libcluster::membership::ViewId;
+use libcluster::rgmanager::coord::{Action, CoordConfig, Coordinator, Input, GROUP};
+use libcluster::rgmanager::Catalog;
+use libcluster::{Millis, NodeId};
+use rgmanagerd::driver::AnyDriver;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+/// A started VM is checked this often (vm.sh's depth-0 status: 30 s; ours is faster
+/// because the check is a QMP query).
+const STATUS_INTERVAL_MS: u64 = 5000;
+
+/// The daemon's state around the core.
+pub struct Shell {
+    pub(super) opts: Options,
+    pub(super) conf: Arc<ClusterConf>,
+    pub(super) cman: Cman,
+    fenced: Fenced,
+    pub(super) core: Coordinator,
+    exec: Exec,
+    done_rx: Option<mpsc::Receiver<ExecDone>>,
+    pub(super) events: EventPublisher<RgEvent>,
+    history: Option<History>,
+    started: Instant,
+    out: Vec<Action>,
+    /// The last cmand view: (generation, coordinator, coordinator's incarnation).
+    view: Option<(u64, u32, u64)>,
+    /// Members of the rgmanager group.
+    pub(super) group_members: Vec<u32>,
+    pub(super) quorate: bool,
+    /// Local clusvcadm calls waiting for the core's reply: id → (call, service name).
+    pub(super) waiting: BTreeMap<u64, (Incoming<RgRequest, RgResponse>, String)>,
+    pub(super) next_admin: u64,
+    pub(super) locked: bool,
+    /// What subscribers were last told, per service.
+    published: BTreeMap<String, libcluster::rgmanager::ServiceRecord>,
+}
+
+impl Shell {
+    /// A shell around a fresh core.
+    pub fn new(
+        opts: Options,
+        conf: ClusterConf,
+        cman: Cman,
+        events: EventPublisher<RgEvent>,
+        history: Option<History>,
+        driver: AnyDriver,
+    ) -> Shell {
+        let conf = Arc::new(conf);
+        let catalog = Catalog::from_config(&conf);
+        let nodes = conf.clusternodes.iter().map(|n| n.nodeid).collect();
+        let core = Coordinator::new(
+            CoordConfig {
+                me: NodeId(cman.me.id),
+                incarnation: cman.me.incarnation,
+                nodes,
+                status_interval_ms: STATUS_INTERVAL_MS,
+            },
+            catalog,
+        );
+        let (tx, rx) = mpsc::channel(64);
+        let listen: IpAddr = cman
+            .me
+            .address
+            .parse()
+            .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        let exec = Exec::new(driver, Arc::clone(&conf), listen, tx);
+        let fenced = Fenced::new(&opts.runtime_dir);
+        Shell {
+            opts,
+            conf,
+            cman,
+            fenced,
+            core,
+            exec,
+            done_rx: Some(rx),
+            events,
+            history,
+            started: Instant::now(),
+            out: Vec::new(),
+            view: None,
+            group_members: Vec::new(),
+            quorate: false,
+            waiting: BTreeMap::new(),
+            next_admin: 0,
+            locked: false,
+            published: BTreeMap::new(),
+        }
+    }
+
+    pub(super) fn now(&self) -> Millis {
+        Millis(u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX))
+    }
+
+    fn record(&mut self, event: Event) {
+        if let Some(h) = &mut self.history {
+            h.record(event);
+        }
+    }
+
+    fn service_name(&self, s: libcluster::rgmanager::ServiceIndex) -> String {
+        let c = self.core.catalog();
+        if c.contains(s) {
+            c.service(s).name.clone()
+        } else {
+            format!("#{}", s.0)
+        }
+    }
+
+    /// Feeds one input to the core and carries out what it asks.
+    pub(super) async fn input(&mut self, input: Input) {
+        let now = self.now();
+        self.core.handle(now, input, &mut self.out);
+        let mut actions = std::mem::take(&mut self.out);
+        while !actions.is_empty() {
+            for a in std::mem::take(&mut actions) {
+                self.act(a).await;
+            }
+            // Answers produced synchronously (fenced questions) feed more actions.
+            actions = std::mem::take(&mut self.out);
+        }
+        self.publish_changes();
+    }
+
+    /// Tells subscribers (`clustat -i`, scripts) about every service whose record changed.
+    fn publish_changes(&mut self) {
+        let c = self.core.catalog();
+        let mut changed = Vec::new();
+        for s in c.indexes() {
+            let Some(r) = self.core.record(s) else {
+                continue;
+            };
+            let name = &c.service(s).name;
+            if self.published.get(name) != Some(r) {
+                changed.push((name.clone(), r.clone(), self.core.intent(s).cloned()));
+            }
+        }
+        for (name, record, intent) in changed {
+            self.published.insert(name.clone(), record.clone());
+            let ev = RgEvent::Service(Box::new(libcluster::ipc::rgmanager::RgService {
+                name,
+                record,
+                intent: intent.unwrap_or_else(|| libcluster::rgmanager::Intent::initial(true)),
+                last_transition_unix_s: None,
+            }));
+            if let Err(e) = self.events.publish(&ev) {
+                warn!(error = %e, "cannot publish a service event");
+            }
+        }
+    }
+
+    async fn act(&mut self, action: Action) {
+        match action {
+            Action::JoinGroup => {
+                let req = CmanRequest::GroupJoin {
+                    group: GROUP.into(),
+                };
+                for i in 0..20 {
+                    match self.cman.call(&req).await {
+                        Ok(_) => break,
+                        Err(e) => {
+                            if i % 5 == 0 {
+                                warn!(error = %e, "cannot join the rgmanager group yet");
+                            }
+                            tokio::time::sleep(Duration::from_millis(250)).await;
+                        }
+                    }
+                }
+            }
+            Action::Send(payload) => {
+                let req = CmanRequest::GroupSend {
+                    group: GROUP.into(),
+                    payload,
+                };
+                if let Err(e) = self.cman.call(&req).await {
+                    warn!(error = %e, "cannot send to the rgmanager group");
+                }
+            }
+            Action::StartVm { service } => {
+                let name = self.service_name(service);
+                info!(service = %name, "starting");
+                self.exec.start(service, name);
+            }
+            Action::StopVm { service } => {
+                let name = self.service_name(service);
+                info!(service = %name, "stopping");
+                self.exec.stop(service, name);
+            }
+            Action::PrepareIncoming { service, from } => {
+                let name = self.service_name(service);
+                self.exec.prepare_incoming(service, name, from);
+            }
+            Action::AbortIncoming { service } => {
+                let name = self.service_name(service);
+                self.exec.abort_incoming(name);
+            }
+            Action::MigrateOut { service, to, uri } => {
+                let name = self.service_name(service);
+                info!(service = %name, to = to.0, %uri, "migrating");
+                self.exec.migrate_out(service, name, to, uri);
+            }
+            Action::CheckStatus { service } => {
+                let name = self.service_name(service);
+                self.exec.check_status(service, name);
+            }
+            Action::IsFenced { node, incarnation } => {
+                let fenced = self.fenced.is_fenced(node.0, incarnation).await;
+                debug!(node = node.0, incarnation, fenced, "asked fenced");
+                let now = self.now();
+                self.core.handle(
+                    now,
+                    Input::FenceAnswer {
+                        node,
+                        incarnation,
+                        fenced,
+                    },
+                    &mut self.out,
+                );
+            }
+            Action::Reply { id, code } => {
+                if let Some((inc, service)) = self.waiting.remove(&id) {
+                    let owner_after = self
+                        .core
+                        .catalog()
+                        .lookup(&service)
+                        .and_then(|s| self.core.record(s))
+                        .and_then(|r| r.owner)
+                        .and_then(|o| self.conf.node_by_id(o))
+                        .map(|n| n.name.clone());
+                    inc.respond(Ok(RgResponse::ActionResult { code, owner_after }));
+                }
+            }
+        }
+    }
+
+    async fn exec_done(&mut self, d: ExecDone) {
+        match d {
+            ExecDone::Vm {
+                service,
+                result,
+                record,
+            } => {
+                self.record(record);
+                self.input(Input::VmDone { service, result }).await;
+            }
+            ExecDone::Status { service, running } => {
+                if !running {
+                    let name = self.service_name(service);
+                    warn!(service = %name, "status check: not running");
+                }
+                self.input(Input::Status { service, running }).await;
+            }
+        }
+    }
+
+    async fn cman_event(&mut self, ev: CmanEvent) -> Result<(), DaemonError> {
+        let input = match ev {
+            CmanEvent::View {
+                generation,
+                coordinator,
+                members,
+            } => {
+                let inc = members
+                    .iter()
+                    .find(|(id, _)| *id == coordinator)
+                    .map_or(0, |(_, i)| *i);
+                self.view = Some((generation, coordinator, inc));
+                Input::ClusterView {
+                    members: members.into_iter().map(|(n, i)| (NodeId(n), i)).collect(),
+                }
+            }
+            CmanEvent::Quorum { quorate, .. } => {
+                if quorate != self.quorate {
+                    info!(quorate, "quorum changed");
+                }
+                self.quorate = quorate;
+                Input::Quorum { quorate }
+            }
+            CmanEvent::GroupView {
+                group,
+                generation,
+                members,
+                coordinator,
+                coordinator_incarnation,
+                seq,
+                ..
+            } if group == GROUP => {
+                self.group_members = members.clone();
+                Input::GroupView {
+                    view: ViewId {
+                        epoch: generation,
+                        coordinator: NodeId(coordinator),
+                        incarnation: coordinator_incarnation,
+                    },
+                    seq,
+                    members: members.into_iter().map(NodeId).collect(),
+                }
+            }
+            CmanEvent::Deliver {
+                group,
+                from,
+                payload,
+                ..
+            } if group == GROUP => Input::Deliver {
+                from: NodeId(from),
+                payload,
+            },
+            CmanEvent::ConfigChanged { version } => {
+                match load_config(&self.opts.config) {
+                    Ok(conf) => {
+                        info!(version, "cluster.conf reloaded (VM definitions and paths)");
+                        let conf = Arc::new(conf);
+                        self.exec.set_config(Arc::clone(&conf));
+                        self.conf = conf;
+                    }
+                    Err(e) => warn!(error = %e, "cannot reload cluster.conf"),
+                }
+                return Ok(());
+            }
+            CmanEvent::Shutdown { reason } => {
+                return Err(DaemonError::Cman(format!(
+                    "cmand is shutting down: {reason}"
+                )))
+            }
+            _ => return Ok(()),
+        };
+        self.input(input).await;
+        Ok(())
+    }
+
+    /// Runs until SIGTERM/SIGINT or until cmand goes away.
+    pub async fn run(
+        &mut self,
+        mut requests: mpsc::Receiver<Incoming<RgRequest, RgResponse>>,
+    ) -> Result<(), DaemonError> {
+        let mut term =
+            signal(SignalKind::terminate()).map_err(|e| DaemonError::Cman(e.to_string()))?;
+        let mut int =
+            signal(SignalKind::interrupt()).map_err(|e| DaemonError::Cman(e.to_string()))?;
+        let mut done_rx = self
+            .done_rx
+            .take()
+            .ok_or(DaemonError::Cman("loop ran twice".into()))?;
+        self.record(Event::Start);
+        if let Some(st) = self.cman.status().await {
+            self.quorate = st.quorate;
+            let nodes = self.cman.nodes().await;
+            let members: Vec<(NodeId, u64)> = nodes
+                .iter()
+                .filter(|n| n.id != 0 && n.state == libcluster::ipc::cman::NodeState::Member)
+                .map(|n| (NodeId(n.id), n.incarnation))
+                .collect();
+            self.input(Input::ClusterView { members }).await;
+            self.input(Input::Quorum {
+                quorate: st.quorate,
+            })
+            .await;
+        }
+        let mut out = Vec::new();
+        self.core.start(&mut out);
+        for a in out {
+            self.act(a).await;
+        }
+        self.fenced.ensure_subscribed().await;
+        let mut fence_poll = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            let wake = self
+                .core
+                .next_deadline()
+                .map(|d| Duration::from_millis(d.0.saturating_sub(self.now().0)))
+                .unwrap_or(Duration::from_secs(1))
+                .min(Duration::from_secs(1));
+            let fence_event = async {
+                match self.fenced.events.as_mut() {
+                    Some(s) => s.next_event().await.ok().flatten().is_some(),
+                    None => std::future::pending::<bool>().await,
+                }
+            };
+            tokio::select! {
+                ev = self.cman.events.next_event() => match ev {
+                    Ok(Some(ev)) => self.cman_event(ev.body).await?,
+                    Ok(None) => return Err(DaemonError::Cman("cmand closed the event stream".into())),
+                    Err(e) => return Err(DaemonError::Cman(format!("event stream: {e}"))),
+                },
+                Some(inc) = requests.recv() => self.request(inc).await,
+                Some(d) = done_rx.recv() => self.exec_done(d).await,
+                got = fence_event => {
+                    if !got {
+                        self.fenced.events = None;
+                    }
+                    self.input(Input::FenceEvent).await;
+                }
+                _ = fence_poll.tick() => {
+                    self.fenced.ensure_subscribed().await;
+                    self.input(Input::FenceEvent).await;
+                }
+                _ = tokio::time::sleep(wake) => self.input(Input::Tick).await,
+                _ = term.recv() => return Ok(()),
+                _ = int.recv() => return Ok(()),
+            }
+        }
+    }
+
+    /// After the loop: record the exit. VMs keep running (an rgmanagerd restart re-adopts
+    /// them; a stopping host is left by `cman_tool leave`, whose view change relocates them).
+    pub fn finish(&mut self, result: &Result<(), DaemonError>) {
+        let reason = match result {
+            Ok(()) => "stopped".to_string(),
+            Err(e) => e.to_string(),
+        };
+        self.record(Event::Shutdown { reason });
+    }
+}
