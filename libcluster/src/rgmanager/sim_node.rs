@@ -100,6 +100,20 @@ pub enum RgSimEvent {
         /// The service.
         service: ServiceIndex,
     },
+    /// The VM stopped here (a stop, or it died on its own).
+    VmDown {
+        /// The service.
+        service: ServiceIndex,
+    },
+    /// A live migration from here ended.
+    Migration {
+        /// The service.
+        service: ServiceIndex,
+        /// The target.
+        to: NodeId,
+        /// Whether the VM moved.
+        moved: bool,
+    },
     /// A fence record was published here (for `node` up to `incarnation`).
     Fenced {
         /// The fenced node.
@@ -223,13 +237,15 @@ impl RgSimNode {
         self.coord.handle(now, input, &mut self.out_c);
     }
 
+    fn quiet(&self) -> bool {
+        self.out_m.is_empty() && self.out_d.is_empty() && self.out_c.is_empty()
+    }
+
     /// Moves actions between the cores until all are quiet.
     fn pump(&mut self, ctx: &mut Ctx<'_, Self>) {
         let incarnation = self.core.incarnation();
         let now = ctx.now;
-        while !self.exited
-            && !(self.out_m.is_empty() && self.out_d.is_empty() && self.out_c.is_empty())
-        {
+        while !self.exited && !self.quiet() {
             for a in std::mem::take(&mut self.out_m) {
                 match a {
                     membership::Action::Send { to, msg } => {
@@ -238,7 +254,8 @@ impl RgSimNode {
                     membership::Action::ViewInstalled { view, members } => {
                         self.rg(
                             now,
-                            coord::Input::ClusterView {
+                            coord::Input::ViewInstalled {
+                                view,
                                 members: members.clone(),
                             },
                         );
@@ -447,6 +464,7 @@ impl RgSimNode {
                     if let Some(m) = self.hv.borrow_mut().running.get_mut(&s) {
                         m.remove(&me);
                     }
+                    ctx.emit(RgSimEvent::VmDown { service: s });
                     (s, VmResult::Stopped)
                 }
                 Op::Prepare(s) => {
@@ -461,16 +479,23 @@ impl RgSimNode {
                 Op::Migrate { service: s, to } => {
                     let mut hv = self.hv.borrow_mut();
                     let here = hv.runs(s, me, inc);
-                    match hv.incoming.remove(&(s, to)) {
+                    let r = match hv.incoming.remove(&(s, to)) {
                         Some(to_inc) if here => {
                             let m = hv.running.entry(s).or_default();
                             m.remove(&me);
                             m.insert(to, to_inc);
-                            drop(hv);
-                            (s, VmResult::Migrated)
+                            VmResult::Migrated
                         }
-                        _ => (s, VmResult::MigrateFailed { on_source: here }),
-                    }
+                        _ => VmResult::MigrateFailed { on_source: here },
+                    };
+                    drop(hv);
+                    let moved = r == VmResult::Migrated;
+                    ctx.emit(RgSimEvent::Migration {
+                        service: s,
+                        to,
+                        moved,
+                    });
+                    (s, r)
                 }
             };
             self.rg(now, coord::Input::VmDone { service, result });
@@ -570,8 +595,12 @@ impl sim::Process for RgSimNode {
                 },
             ),
             RgSimInput::KillVm(s) => {
-                if let Some(m) = self.hv.borrow_mut().running.get_mut(&s) {
-                    m.remove(&ctx.me);
+                let inc = self.core.incarnation();
+                if self.hv.borrow().runs(s, ctx.me, inc) {
+                    if let Some(m) = self.hv.borrow_mut().running.get_mut(&s) {
+                        m.remove(&ctx.me);
+                    }
+                    ctx.emit(RgSimEvent::VmDown { service: s });
                 }
             }
         }

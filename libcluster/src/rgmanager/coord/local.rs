@@ -58,9 +58,56 @@ impl Local {
         }
     }
 
-    /// Everything that may run here.
+    /// Everything that may run here (not incoming migrations).
     pub(super) fn running(&self) -> Vec<ServiceIndex> {
-        self.vms.keys().copied().collect()
+        self.vms
+            .iter()
+            .filter(|(_, vm)| !matches!(vm, Vm::Incoming { .. }))
+            .map(|(s, _)| *s)
+            .collect()
+    }
+
+    /// Incoming migrations whose source left, not yet resolved.
+    pub(super) fn incoming(&self) -> Vec<ServiceIndex> {
+        self.vms
+            .iter()
+            .filter(|(_, vm)| {
+                matches!(
+                    vm,
+                    Vm::Incoming {
+                        resolving: true,
+                        ..
+                    }
+                )
+            })
+            .map(|(s, _)| *s)
+            .collect()
+    }
+
+    /// Migrations under way here: outgoing, or incoming from a live source.
+    pub(super) fn migrating(&self) -> Vec<ServiceIndex> {
+        self.vms
+            .iter()
+            .filter(|(_, vm)| {
+                matches!(
+                    vm,
+                    Vm::Outgoing { .. }
+                        | Vm::Incoming {
+                            resolving: false,
+                            ..
+                        }
+                )
+            })
+            .map(|(s, _)| *s)
+            .collect()
+    }
+
+    fn running_msg(&self) -> Msg {
+        Msg::Running {
+            running: self.running(),
+            incoming: self.incoming(),
+            migrating: self.migrating(),
+        }
     }
 
     fn busy(&self, s: ServiceIndex) -> bool {
@@ -194,13 +241,12 @@ impl Local {
                         checking: false,
                     },
                 );
+                msgs.push(self.running_msg());
             }
             OpResult::MigrateFailed { .. } => {
                 self.vms.remove(&s);
                 out.push(Action::AbortIncoming { service: s });
-                msgs.push(Msg::Running {
-                    running: self.running(),
-                });
+                msgs.push(self.running_msg());
             }
             _ => return,
         }
@@ -323,12 +369,13 @@ impl Local {
                     );
                 } else {
                     warn!(service = %s, "status check failed");
-                    // Kept as running (it may hold resources) until a stop succeeds; no
-                    // more checks until then.
+                    // Kept as running (it may hold resources) until a stop succeeds; the
+                    // failure is reported again every interval until the stop comes (a
+                    // report may reach a coordinator that cannot act on it yet).
                     self.vms.insert(
                         s,
                         Vm::Running {
-                            next_check: Millis(u64::MAX),
+                            next_check: now.plus(self.interval_ms),
                             checking: false,
                         },
                     );
@@ -354,9 +401,7 @@ impl Local {
                     self.vms.remove(&s);
                     out.push(Action::AbortIncoming { service: s });
                 }
-                msgs.push(Msg::Running {
-                    running: self.running(),
-                });
+                msgs.push(self.running_msg());
                 self.next_queued(now, quorate, out, msgs);
             }
             _ => {}

@@ -101,8 +101,18 @@ pub enum VmResult {
 /// One input from the shell.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Input {
-    /// cmand installed a view: members with incarnations.
+    /// cmand installed a view: members with incarnations (no report round; prefer
+    /// [`Input::ViewInstalled`], which the shell should send instead).
     ClusterView {
+        /// Members.
+        members: Vec<(NodeId, u64)>,
+    },
+    /// cmand installed `view`: members with incarnations. A group member also starts a
+    /// report round for the view, even when the group's membership did not change for it
+    /// (nodes that merge back without a restart see no group event of their own).
+    ViewInstalled {
+        /// The view.
+        view: ViewId,
         /// Members.
         members: Vec<(NodeId, u64)>,
     },
@@ -235,11 +245,19 @@ pub struct Coordinator {
     // group
     gv: Option<GroupViewId>,
     members: BTreeSet<NodeId>,
-    reports: BTreeMap<NodeId, bool>,
+    /// Members of the previous group view (joiners are the difference).
+    prev_members: BTreeSet<NodeId>,
+    /// This round's reports: synced, table generation.
+    reports: BTreeMap<NodeId, (bool, u64)>,
     finalized: bool,
     latest: BTreeMap<NodeId, Vec<ServiceIndex>>,
+    /// Members' unresolved incoming migrations (source left).
+    unresolved: BTreeMap<NodeId, Vec<ServiceIndex>>,
+    /// Members' migrations under way.
+    migrating: BTreeMap<NodeId, Vec<ServiceIndex>>,
     // replica
     synced: bool,
+    generation: u64,
     records: Vec<ServiceRecord>,
     intents: Vec<Intent>,
     pending: BTreeMap<NodeId, PendingFence>,
@@ -249,6 +267,8 @@ pub struct Coordinator {
     last_coordinator: Option<NodeId>,
     // coordinator only
     engine: Option<Engine>,
+    /// The engine was rebuilt and has not decided yet.
+    fresh: bool,
     ready: bool,
     fenced_sent: BTreeSet<(NodeId, u64)>,
     // local
@@ -273,10 +293,14 @@ impl Coordinator {
             incarnations: BTreeMap::new(),
             gv: None,
             members: BTreeSet::new(),
+            prev_members: BTreeSet::new(),
             reports: BTreeMap::new(),
             finalized: false,
             latest: BTreeMap::new(),
+            unresolved: BTreeMap::new(),
+            migrating: BTreeMap::new(),
             synced: false,
+            generation: 0,
             records,
             intents,
             pending: BTreeMap::new(),
@@ -284,6 +308,7 @@ impl Coordinator {
             coordinator: None,
             last_coordinator: None,
             engine: None,
+            fresh: false,
             ready: false,
             fenced_sent: BTreeSet::new(),
             local,
@@ -357,6 +382,16 @@ impl Coordinator {
             Input::ClusterView { members } => {
                 for (n, inc) in members {
                     self.incarnations.insert(n, inc);
+                }
+            }
+            Input::ViewInstalled { view, members } => {
+                for (n, inc) in members {
+                    self.incarnations.insert(n, inc);
+                }
+                if self.gv.is_some_and(|g| g.view != view) {
+                    let gv = GroupViewId { view, seq: 0 };
+                    let members = self.members.iter().copied().collect();
+                    self.on_group_view(now, gv, members, out);
                 }
             }
             Input::Quorum { quorate } => self.on_quorum(now, quorate, out),
@@ -440,6 +475,8 @@ impl Coordinator {
         let gone: Vec<NodeId> = self.members.difference(&members).copied().collect();
         for &n in &gone {
             self.latest.remove(&n);
+            self.unresolved.remove(&n);
+            self.migrating.remove(&n);
             self.local.source_left(n, out);
             if self.synced {
                 let incarnation = self.incarnations.get(&n).copied().unwrap_or(0);
@@ -452,7 +489,17 @@ impl Coordinator {
         if self.coordinator.is_some_and(|c| !members.contains(&c)) {
             self.change_coordinator(None, out);
         }
-        self.members = members;
+        if self.gv == Some(gv) {
+            // The round of this view began with the cmand view (see `Input::ClusterView`):
+            // keep its reports, drop those of members that left.
+            self.reports.retain(|n, _| members.contains(n));
+            self.members = members;
+            if !self.finalized && self.members.iter().all(|n| self.reports.contains_key(n)) {
+                self.finalize(now, out);
+            }
+            return;
+        }
+        self.prev_members = std::mem::replace(&mut self.members, members);
         self.gv = Some(gv);
         self.reports.clear();
         self.finalized = false;
@@ -461,7 +508,10 @@ impl Coordinator {
             gv,
             incarnation: self.cfg.incarnation,
             synced: self.synced,
+            generation: self.generation,
             running: self.local.running(),
+            incoming: self.local.incoming(),
+            migrating: self.local.migrating(),
         });
         let _ = now;
     }
@@ -496,12 +546,17 @@ impl Coordinator {
                 gv,
                 incarnation,
                 synced,
+                generation,
                 running,
+                incoming,
+                migrating,
             } => {
                 if !member {
                     return;
                 }
                 self.latest.insert(from, running);
+                self.unresolved.insert(from, incoming);
+                self.migrating.insert(from, migrating);
                 if Some(gv) != self.gv {
                     self.feed_report(now, from, out);
                     return;
@@ -511,7 +566,7 @@ impl Coordinator {
                 if self.pending.remove(&from).is_some() {
                     debug!(node = %from, "a departed node reported again");
                 }
-                self.reports.insert(from, synced);
+                self.reports.insert(from, (synced, generation));
                 if !self.finalized && self.members.iter().all(|n| self.reports.contains_key(n)) {
                     self.finalize(now, out);
                 }
@@ -528,6 +583,9 @@ impl Coordinator {
                 if self.migrations.get(&service).is_some_and(|m| m.0 == from) {
                     self.migrations.remove(&service);
                 }
+                if let Some(m) = self.migrating.get_mut(&from) {
+                    m.retain(|x| *x != service);
+                }
                 self.local
                     .peer_done(now, from, service, result, out, &mut self.msgs);
                 self.feed(
@@ -540,6 +598,7 @@ impl Coordinator {
                     out,
                 );
                 self.feed_report(now, from, out);
+                self.maybe_ready(now, out);
             }
             Msg::StatusFailed { service, running } => {
                 if !member || !self.cat.contains(service) {
@@ -556,12 +615,19 @@ impl Coordinator {
                 );
                 self.feed_report(now, from, out);
             }
-            Msg::Running { running } => {
+            Msg::Running {
+                running,
+                incoming,
+                migrating,
+            } => {
                 if !member {
                     return;
                 }
                 self.latest.insert(from, running);
+                self.unresolved.insert(from, incoming);
+                self.migrating.insert(from, migrating);
                 self.feed_report(now, from, out);
+                self.maybe_ready(now, out);
             }
             Msg::PrepareFailed {
                 service,
@@ -574,6 +640,9 @@ impl Coordinator {
                 self.latest.insert(from, running);
                 if self.migrations.get(&service) == Some(&(source, from)) {
                     self.migrations.remove(&service);
+                }
+                if let Some(m) = self.migrating.get_mut(&from) {
+                    m.retain(|x| *x != service);
                 }
                 self.feed(
                     now,
@@ -595,11 +664,16 @@ impl Coordinator {
                     self.local.ready(service, from, uri, out, &mut self.msgs);
                 }
             }
-            Msg::Decisions { records, commands } => {
+            Msg::Decisions {
+                generation,
+                records,
+                commands,
+            } => {
                 if !self.is_coordinator(from) {
                     debug!(node = %from, "decisions from a former coordinator ignored");
                     return;
                 }
+                self.generation = self.generation.max(generation);
                 self.apply_decisions(now, records, commands, out);
             }
             Msg::Fenced { node, incarnation } => {
@@ -618,7 +692,10 @@ impl Coordinator {
                 self.maybe_ready(now, out);
             }
             Msg::Table(t) => {
-                if self.synced || Some(t.gv) != self.gv || !member {
+                if from == self.cfg.me || Some(t.gv) != self.gv || !member {
+                    return;
+                }
+                if !self.is_coordinator(from) {
                     return;
                 }
                 self.adopt(t, from);
@@ -693,10 +770,13 @@ impl Coordinator {
     /// Every member's report of this group view is in: the same point on every member.
     fn finalize(&mut self, now: Millis, out: &mut Vec<Action>) {
         self.finalized = true;
+        // The newest table wins: a node that started cold on its own (never quorate) must
+        // not replace what the others decided meanwhile.
+        let newest = self.reports.values().filter(|r| r.0).map(|r| r.1).max();
         let synced: BTreeSet<NodeId> = self
             .reports
             .iter()
-            .filter(|(_, s)| **s)
+            .filter(|(_, r)| r.0 && Some(r.1) == newest)
             .map(|(n, _)| *n)
             .collect();
         let coordinator = match synced.first() {
@@ -721,11 +801,16 @@ impl Coordinator {
         self.last_coordinator = Some(coordinator);
         self.change_coordinator(Some(coordinator), out);
         if coordinator == self.cfg.me {
-            if self.engine.is_none() {
-                info!(gv = ?self.gv, "taking over as coordinator");
+            // Members that join may come from a partition that decided (or just changed
+            // records) on its own: rebuild from what everyone reports, and send the table
+            // to all so that the replicas agree again.
+            let merge = !self.members.is_subset(&self.prev_members);
+            if self.engine.is_none() || merge {
+                info!(gv = ?self.gv, merge, "building the engine from the table and the reports");
                 self.engine = Some(self.build_engine(now));
+                self.fresh = true;
             }
-            if self.reports.values().any(|s| !*s) {
+            if merge || self.reports.values().any(|r| !r.0 || Some(r.1) != newest) {
                 let t = self.table();
                 self.msgs.push(Msg::Table(t));
             }
@@ -738,6 +823,7 @@ impl Coordinator {
     /// configured node that is not a member to be fenced (or to join).
     fn cold_start(&mut self) {
         info!("no member holds the service table; starting from the configuration");
+        self.generation = 0;
         self.records = vec![ServiceRecord::new(); self.cat.len()];
         self.intents = self
             .cat
@@ -781,6 +867,7 @@ impl Coordinator {
             .map(|(s, a, b)| (s, (a, b)))
             .collect();
         self.synced = true;
+        self.generation = t.generation;
         self.last_coordinator = Some(from);
         info!(node = %from, "service table received");
     }
@@ -800,6 +887,7 @@ impl Coordinator {
             })
             .collect();
         Table {
+            generation: self.generation,
             gv: self.gv.unwrap_or(GroupViewId {
                 view: ViewId {
                     epoch: 0,
@@ -824,11 +912,42 @@ impl Coordinator {
             || !self.quorate
             || !self.finalized
             || self.pending.values().any(|p| p.cold)
+            || self.unresolved.values().any(|v| !v.is_empty())
         {
             return;
         }
+        // A rebuilt engine knows no operation in flight: let migrations between live
+        // members end first (their Done says where the VM is).
+        if self.fresh && self.migrating.values().any(|v| !v.is_empty()) {
+            return;
+        }
+        let republish = std::mem::take(&mut self.fresh);
         self.ready = true;
-        info!(members = self.members.len(), "coordinator deciding");
+        self.generation += 1;
+        info!(
+            members = self.members.len(),
+            generation = self.generation,
+            "coordinator deciding"
+        );
+        // Every owner checks a restored table against what it runs; every member learns
+        // the new generation.
+        let records = match &self.engine {
+            Some(e) if republish => self
+                .cat
+                .indexes()
+                .map(|s| RecordUpdate {
+                    service: s,
+                    record: e.record(s).clone(),
+                    intent: *e.intent(s),
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        self.msgs.push(Msg::Decisions {
+            generation: self.generation,
+            records,
+            commands: Vec::new(),
+        });
         let members = self.members.clone();
         self.feed(
             now,
@@ -889,7 +1008,11 @@ impl Coordinator {
             }
         }
         if !records.is_empty() || !commands.is_empty() {
-            self.msgs.push(Msg::Decisions { records, commands });
+            self.msgs.push(Msg::Decisions {
+                generation: self.generation,
+                records,
+                commands,
+            });
         }
         for n in ask {
             self.ask(n, out);

@@ -93,6 +93,8 @@ pub struct PendingFence {
 pub struct Table {
     /// The group view it answers; ignored in any other.
     pub gv: GroupViewId,
+    /// Its generation.
+    pub generation: u64,
     /// Every service's record and intent, by index.
     pub records: Vec<(ServiceRecord, Intent)>,
     /// Dead nodes waiting for fencing.
@@ -153,9 +155,10 @@ impl From<AdminRequest> for Request {
 }
 
 /// One message of the `rgmanager` group. Every message a member sends about itself
-/// carries `running`: every service it runs or may run (in-flight starts, incoming
-/// migrations and unfinished stops included), so the latest message of a node always
-/// says what it holds.
+/// carries `running`: every service it runs or may run (in-flight starts and outgoing
+/// migrations, unfinished stops, failed starts not yet stopped), so the latest message of
+/// a node always says what it holds. A prepared incoming migration is not running; one
+/// whose source left is listed apart (`incoming`) until the node knows whether it arrived.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Msg {
     /// Sent by every member on each group view (and on regaining quorum).
@@ -166,8 +169,14 @@ pub enum Msg {
         incarnation: u64,
         /// Whether the sender holds the replicated table.
         synced: bool,
+        /// The generation of its table (grows each time a coordinator starts deciding).
+        generation: u64,
         /// What it runs.
         running: Vec<ServiceIndex>,
+        /// Incoming migrations whose source left, not yet known to have arrived.
+        incoming: Vec<ServiceIndex>,
+        /// Migrations under way here (outgoing, or incoming from a live source).
+        migrating: Vec<ServiceIndex>,
     },
     /// A local operation finished.
     Done {
@@ -189,6 +198,10 @@ pub enum Msg {
     Running {
         /// What the sender runs now.
         running: Vec<ServiceIndex>,
+        /// Incoming migrations whose source left, not yet known to have arrived.
+        incoming: Vec<ServiceIndex>,
+        /// Migrations under way here (outgoing, or incoming from a live source).
+        migrating: Vec<ServiceIndex>,
     },
     /// The migration target is ready: the source migrates to `uri`.
     Ready {
@@ -211,6 +224,8 @@ pub enum Msg {
     /// The coordinator's decisions: record changes (the `RG_EVENT`s) and commands, in one
     /// message so that every member sees both or neither.
     Decisions {
+        /// The generation of the coordinator's table.
+        generation: u64,
         /// Changed records.
         records: Vec<RecordUpdate>,
         /// Commands.
@@ -334,7 +349,10 @@ mod tests {
                 gv: gv(),
                 incarnation: 7,
                 synced: true,
+                generation: 3,
                 running: vec![ServiceIndex(0), ServiceIndex(3)],
+                incoming: vec![ServiceIndex(1)],
+                migrating: vec![ServiceIndex(2)],
             },
             Msg::Done {
                 service: ServiceIndex(1),
@@ -347,6 +365,7 @@ mod tests {
                 uri: "tcp:10.0.0.2:49152".into(),
             },
             Msg::Decisions {
+                generation: 2,
                 records: vec![RecordUpdate {
                     service: ServiceIndex(0),
                     record: ServiceRecord::new(),
@@ -360,6 +379,7 @@ mod tests {
             },
             Msg::Table(Table {
                 gv: gv(),
+                generation: 2,
                 records: vec![(ServiceRecord::new(), Intent::initial(false))],
                 pending: vec![(
                     NodeId(4),

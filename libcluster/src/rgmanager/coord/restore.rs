@@ -1,12 +1,15 @@
 //! A new coordinator builds its engine from the replicated table and the members' reports.
 //!
-//! Operations in flight are not replicated, so every record is brought to a settled state:
+//! Operations in flight are not replicated, so every record is brought to a settled state.
+//! A coordinator rebuilding its own engine (after a merge) starts from its engine's
+//! records, which include decisions not yet delivered back:
 //!
 //! | the service is ... | restored as |
 //! |---|---|
 //! | reported by a live member | `started` there (a second reporter gets a duplicate stop) |
 //! | possibly on a dead, unfenced node (owner, migration target, or last owner of a service stopped because that node died) | `started` on that node, which is then lost: `stopped` + wait for its fencing (F1) |
-//! | on a live member that does not report it | `stopped` (or `disabled`), last owner kept |
+//! | owned by a live member that does not report it (yet) | `started` there: a command may be on its way; the owner checks the republished table |
+//! | owned by a dead, fenced node | `stopped` (or `disabled`), last owner kept |
 //! | anything else | as replicated |
 //!
 //! The dead nodes enter the engine as members of a first, inquorate view (nothing is
@@ -25,14 +28,25 @@ impl Coordinator {
         let mut ghosts = BTreeSet::new();
         for s in self.cat.indexes() {
             let i = s.0 as usize;
-            let rec = self.records[i].clone();
-            let intent = self.intents[i];
+            // A rebuilding coordinator knows what it decided, delivered or not.
+            let (rec, intent) = match &self.engine {
+                Some(old) => (old.record(s).clone(), *old.intent(s)),
+                None => (self.records[i].clone(), self.intents[i]),
+            };
             let restored = match self.reporter(s) {
                 Some(n) => started_on(&rec, n),
                 None => match self.ghost_location(s, &rec) {
                     Some(g) => {
                         ghosts.insert(g);
                         started_on(&rec, g)
+                    }
+                    // An operation may be on its way to a live owner whose report predates
+                    // it: assume it runs there; the owner's next message or its check of
+                    // the published table says otherwise.
+                    None if rec.state.occupies_owner()
+                        && rec.owner.is_some_and(|o| self.members.contains(&o)) =>
+                    {
+                        started_on(&rec, rec.owner.unwrap_or(self.cfg.me))
                     }
                     None if rec.state.occupies_owner() => {
                         let mut r = rec.clone();

@@ -147,7 +147,8 @@ impl World {
         for m in self.group.clone() {
             self.input(
                 m,
-                Input::ClusterView {
+                Input::ViewInstalled {
+                    view,
                     members: cluster.clone(),
                 },
             );
@@ -318,8 +319,15 @@ fn a_new_coordinator_keeps_waiting_for_the_fencing_the_old_one_waited_for() {
     assert_eq!(w.node(2).coordinator(), Some(n(2)));
     assert!(w.hosts(s).is_empty(), "restored without the fence hold");
     assert!(w.asked.iter().any(|a| a.1 == n(3)));
+    // The old coordinator died too: nothing is decided until both are fenced.
+    w.answer_fencing(false);
+    assert!(!w.node(2).is_deciding());
+    w.input(n(2), Input::FenceEvent);
     w.answer_fencing(true);
-    // node 1 is still unfenced: its service waits; node 3's starts.
+    // Deciding now; the restored hold asks fenced once more before node 3's VM restarts.
+    assert!(w.node(2).is_deciding());
+    assert!(w.hosts(s).is_empty());
+    w.answer_fencing(true);
     assert_eq!(w.hosts(s), vec![n(2)]);
 }
 
@@ -339,6 +347,7 @@ fn a_joiner_receives_the_table_and_decisions_of_a_former_coordinator_are_ignored
     assert_eq!(w.node(3).record(S).cloned(), before);
     // A Decisions message from node 2 (not the coordinator) changes nothing.
     let forged = Msg::Decisions {
+        generation: 99,
         records: vec![RecordUpdate {
             service: S,
             record: ServiceRecord::new(),
@@ -430,10 +439,8 @@ fn live_migration_prepares_the_target_before_the_source_sends() {
     );
     w.settle();
     assert_eq!(w.held, vec![(src, S, dst)], "source migrates after Ready");
-    assert!(
-        w.nodes[&dst].local_running().contains(&S),
-        "target counts it"
-    );
+    // An incoming VM is not running while its source lives and migrates it.
+    assert!(!w.nodes[&dst].local_running().contains(&S));
     assert_eq!(
         w.node(1).record(S).map(|r| r.state),
         Some(ServiceState::Migrating)
