@@ -354,7 +354,12 @@ impl Shell {
                     .find(|(id, _)| *id == coordinator)
                     .map_or(0, |(_, i)| *i);
                 self.view = Some((generation, coordinator, inc));
-                Input::ClusterView {
+                Input::ViewInstalled {
+                    view: ViewId {
+                        epoch: generation,
+                        coordinator: NodeId(coordinator),
+                        incarnation: inc,
+                    },
                     members: members.into_iter().map(|(n, i)| (NodeId(n), i)).collect(),
                 }
             }
@@ -439,7 +444,21 @@ impl Shell {
                 .filter(|n| n.id != 0 && n.state == libcluster::ipc::cman::NodeState::Member)
                 .map(|n| (NodeId(n.id), n.incarnation))
                 .collect();
-            self.input(Input::ClusterView { members }).await;
+            let coordinator = st.coordinator.unwrap_or(0);
+            let incarnation = members
+                .iter()
+                .find(|(n, _)| n.0 == coordinator)
+                .map_or(0, |(_, i)| *i);
+            self.view = Some((st.generation, coordinator, incarnation));
+            self.input(Input::ViewInstalled {
+                view: ViewId {
+                    epoch: st.generation,
+                    coordinator: NodeId(coordinator),
+                    incarnation,
+                },
+                members,
+            })
+            .await;
             self.input(Input::Quorum {
                 quorate: st.quorate,
             })
