@@ -43,7 +43,7 @@ impl Shell {
                     super::shell::Pending {
                         call: inc,
                         service,
-                        request: request.clone(),
+                        request,
                     },
                 );
                 self.input(Input::Admin {
