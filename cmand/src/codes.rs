@@ -15,7 +15,7 @@ pub const NOT_MEMBER: ErrorCode = ErrorCode(1000);
 pub const INVALID: ErrorCode = ErrorCode(1001);
 /// Something is in use: `leave` without `force` while local clients hold groups, or too
 /// many group messages queued (`<cman max_queued>`); retry later (EBUSY).
-pub const IN_USE: ErrorCode = ErrorCode(1002);
+pub const IN_USE: ErrorCode = libcluster::ipc::cman::ERR_IN_USE;
 /// `kill -n NAME`: no configured node has that name or id (ENOENT).
 pub const NO_SUCH_NODE: ErrorCode = ErrorCode(1003);
 /// `ccs_tool update` / `version -r`: the cluster.conf does not validate; the message is the

@@ -13,6 +13,10 @@ use std::collections::BTreeMap;
 /// The daemon name used for the socket path: `<runtime dir>/cmand.sock`.
 pub const DAEMON: &str = "cmand";
 
+/// cmand's error code for "in use / queue full" (`IN_USE`): a `GroupSend` refused because
+/// `<cman max_queued>` messages of this node are still waiting to be ordered. Retry later.
+pub const ERR_IN_USE: super::ErrorCode = super::ErrorCode(1002);
+
 /// The protocol version `cman_tool version` reports (the original's R6 value is 6.2.0).
 pub const CMAN_PROTOCOL_VERSION: &str = "6.2.0";
 

@@ -265,8 +265,21 @@ impl Shell {
                     group: GROUP.into(),
                     payload,
                 };
-                if let Err(e) = self.cman.call(&req).await {
-                    warn!(error = %e, "cannot send to the rgmanager group");
+                // cmand's send queue is bounded (`<cman max_queued>`): a full queue is
+                // "busy", not a loss; the message waits its turn (bounded: 10 s).
+                for attempt in 0..500 {
+                    match self.cman.call(&req).await {
+                        Err(clusterio::ClientError::Daemon { code, .. })
+                            if code == libcluster::ipc::cman::ERR_IN_USE && attempt < 499 =>
+                        {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                        Err(e) => {
+                            warn!(error = %e, "cannot send to the rgmanager group");
+                            break;
+                        }
+                        Ok(_) => break,
+                    }
                 }
             }
             Action::StartVm { service } => {
