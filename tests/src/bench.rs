@@ -7,6 +7,11 @@
 
 mod fencing;
 pub use fencing::{fencing, fencing_table, FencingBench};
+mod rgmanager;
+pub use rgmanager::{
+    failover, failover_table, migrate, migrate_table, FailoverBench, FailoverRun, MigrateBench,
+    MigrateRun,
+};
 
 use crate::lab::{self, simple_config, wait_for_view, LabGuard, UpOptions};
 use crate::state::LabState;

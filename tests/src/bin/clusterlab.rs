@@ -119,7 +119,7 @@ enum Cmd {
     },
     /// Measure the cluster: `membership` (formation, failure detection, idle cost).
     Bench {
-        /// What to measure: membership, fencing.
+        /// What to measure: membership, fencing, failover, migrate.
         what: String,
         /// Where the benchmark's labs live (default: a directory under the temp dir).
         #[arg(long)]
@@ -139,6 +139,10 @@ enum Cmd {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// failover: the `<fence_daemon post_fail_delay>` of the lab's copy of the
+        /// reference configuration, seconds (the reference says 5).
+        #[arg(long, default_value_t = 0)]
+        post_fail_delay: u64,
     },
     /// A Jepsen-style run: a lab, a group-messaging workload, a seeded nemesis schedule,
     /// then convergence, merged histories and a verdict (docs/testing.md). Exits non-zero
@@ -275,6 +279,7 @@ fn run(cli: Cli) -> Result<(), String> {
             idle_secs,
             realtime,
             json,
+            post_fail_delay,
         } => {
             let base = dir.unwrap_or_else(|| {
                 std::env::temp_dir().join(format!("clusterlab-bench-{}", std::process::id()))
@@ -297,9 +302,32 @@ fn run(cli: Cli) -> Result<(), String> {
                 let _ = std::fs::remove_dir_all(&base);
                 return Ok(());
             }
+            if what == "failover" || what == "migrate" {
+                let text = if what == "failover" {
+                    eprintln!(
+                        "clusterlab bench failover: post_fail_delay={post_fail_delay} s in the lab's configuration (the reference says 5; --post-fail-delay SECS)"
+                    );
+                    let b = clusterlab::bench::failover(&base, runs, post_fail_delay)?;
+                    if json {
+                        serde_json::to_string_pretty(&b).map_err(|e| e.to_string())? + "\n"
+                    } else {
+                        clusterlab::bench::failover_table(&b)
+                    }
+                } else {
+                    let b = clusterlab::bench::migrate(&base, runs)?;
+                    if json {
+                        serde_json::to_string_pretty(&b).map_err(|e| e.to_string())? + "\n"
+                    } else {
+                        clusterlab::bench::migrate_table(&b)
+                    }
+                };
+                print!("{text}");
+                let _ = std::fs::remove_dir_all(&base);
+                return Ok(());
+            }
             if what != "membership" {
                 return Err(format!(
-                    "unknown benchmark {what}; known: membership, fencing"
+                    "unknown benchmark {what}; known: membership, fencing, failover, migrate"
                 ));
             }
             let b = clusterlab::bench::membership(
