@@ -326,6 +326,11 @@ impl<'a> Replay<'a> {
                 ..
             } if r.daemon == "rgmanagerd" => {
                 let x = r.node;
+                // Any record of the VM from its host shows the host alive with it: not an
+                // orphan (a killed rgmanagerd restarted and re-adopted its QEMU).
+                if let Some(t) = self.vms.get_mut(vm.as_str()) {
+                    t.orphans.remove(&x);
+                }
                 match (op.as_str(), *ok) {
                     ("start", true) => {
                         found.extend(self.judge_restart(vm, x, r.t_ns, r).err());
@@ -529,6 +534,19 @@ mod tests {
         ];
         assert!(one_host_recorded(&h, ALL).is_ok());
         assert_eq!(restart_after_fencing(&h, ALL).unwrap(), 1);
+    }
+
+    #[test]
+    fn a_killed_host_that_comes_back_with_its_vm_may_migrate_it_unfenced() {
+        let h = vec![
+            vm(1, 2, "start", true, None),
+            fault(5, 2, "kill"),
+            fault(6, 2, "start"),
+            vm(9, 2, "migrate-out", true, Some(1)),
+            vm(10, 1, "incoming", true, None),
+        ];
+        assert!(restart_after_fencing(&h, ALL).is_ok());
+        assert!(one_host_recorded(&h, ALL).is_ok());
     }
 
     #[test]
