@@ -4,15 +4,18 @@
 //! seed each, on the reference deployment (two_node, two VMs in ordered restricted
 //! domains) and on a 3-node cluster with 3 VMs (an ordered restricted domain, an unordered
 //! unrestricted one, no domain). Each must pass; R1, R1h, F1vm and R2 must be in the
-//! verdict.
+//! verdict, and planted violations in the 3-node run's files must fail R1 and R1h.
 //!
 //! Root and QEMU needed (skips with a reason; fails under CI=true). Replay by hand:
 //! `clusterlab jepsen --config FILE --time 20s --seed N --nemesis kill,pause,partition,power
 //! --vms --keep` (docs/testing.md).
 
+use clusterlab::checker;
 use clusterlab::demo::REFERENCE_CONF;
-use clusterlab::jepsen::{self, schedule::NemesisKind, JepsenOptions};
+use clusterlab::jepsen::{self, schedule::NemesisKind, vms, JepsenOptions};
 use clusterlab::lab::{self, netns_test_ready};
+use libcluster::history::Event;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -63,7 +66,8 @@ fn qemu_ready() -> bool {
     ok
 }
 
-fn run_seed(tag: &str, conf_text: &str, seed: u64) {
+/// Runs one seed; it must pass. Returns the lab directory (kept) and the test's base.
+fn run_seed(tag: &str, conf_text: &str, seed: u64) -> (PathBuf, PathBuf) {
     let base = std::env::temp_dir().join(format!("clab-jvms-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
     std::fs::create_dir_all(&base).expect("test dir");
@@ -89,7 +93,72 @@ fn run_seed(tag: &str, conf_text: &str, seed: u64) {
             "{id} missing from the verdict:\n{table}"
         );
     }
-    let _ = std::fs::remove_dir_all(&base);
+    (dir, base)
+}
+
+/// The checks can fail on a real run's files: a doctored observation (a second host
+/// reporting a guest running) fails R1, a doctored record (the last VM start repeated on
+/// another host) fails R1h.
+fn planted_violations_are_caught(dir: &Path) {
+    assert!(jepsen::check_dir(dir).expect("check").passed());
+    let obs_file = dir.join(vms::OBSERVATIONS_FILE);
+    let original = std::fs::read_to_string(&obs_file).expect("observations");
+    let obs = vms::load_observations(dir).expect("observations");
+    let mut o = obs
+        .iter()
+        .rev()
+        .find(|o| o.vms.keys().any(|g| o.running(g).len() == 1))
+        .expect("a sample with a running guest")
+        .clone();
+    let guest = o
+        .vms
+        .keys()
+        .find(|g| o.running(g).len() == 1)
+        .cloned()
+        .expect("guest");
+    let host = o.running(&guest)[0];
+    let other = if host == 1 { 2 } else { 1 };
+    o.vms.get_mut(&guest).expect("guest").push(vms::Seen {
+        node: other,
+        status: "running".into(),
+    });
+    o.t_ns += 1;
+    let line = serde_json::to_string(&o).expect("encode");
+    std::fs::write(&obs_file, format!("{original}{line}\n")).expect("doctor observations");
+    let table = jepsen::check_dir(dir).expect("check").table();
+    assert!(
+        table.contains("R1   one host per VM (QEMU)   VIOLATED"),
+        "{table}"
+    );
+    std::fs::write(&obs_file, original).expect("restore observations");
+
+    let end_ns = vms::VmLog::load(dir).expect("vmload.json").end_ns;
+    let h = checker::load(&dir.join("history")).expect("history");
+    let start = h
+        .iter()
+        .rev()
+        .find(|r| {
+            r.t_ns < end_ns && matches!(&r.event, Event::Vm { op, ok: true, .. } if op == "start")
+        })
+        .expect("a VM start in the run")
+        .clone();
+    let mut twin = start.clone();
+    twin.node = if start.node == 1 { 2 } else { 1 };
+    twin.t_ns += 1;
+    let lab = clusterlab::state::LabState::load(dir).expect("lab.json");
+    let name = &lab
+        .nodes
+        .iter()
+        .find(|n| n.nodeid == twin.node)
+        .expect("node")
+        .name;
+    let file = dir.join("history").join(format!("{name}.jsonl"));
+    let mut text = std::fs::read_to_string(&file).expect("node history");
+    text.push_str(&(twin.to_line() + "\n"));
+    std::fs::write(&file, text).expect("doctor history");
+    let table = jepsen::check_dir(dir).expect("check").table();
+    assert!(table.contains("R1h  one host per VM (recs)"), "{table}");
+    assert!(table.contains("VIOLATED"), "{table}");
 }
 
 #[test]
@@ -100,6 +169,9 @@ fn vm_seeds_pass_on_the_reference_deployment_and_three_nodes() {
         return;
     }
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    run_seed("ref", REFERENCE_CONF, 41);
-    run_seed("3n", THREE_NODES, 42);
+    let (_, base) = run_seed("ref", REFERENCE_CONF, 41);
+    let _ = std::fs::remove_dir_all(&base);
+    let (dir, base) = run_seed("3n", THREE_NODES, 42);
+    planted_violations_are_caught(&dir);
+    let _ = std::fs::remove_dir_all(&base);
 }

@@ -271,7 +271,7 @@ pub fn judge_vms(verdict: &mut Verdict, h: &[Record], dir: &std::path::Path) {
     }
     verdict.checks.push(CheckLine {
         id: "R1h",
-        name: "one host per VM (records)",
+        name: "one host per VM (recs)",
         outcome: vms::one_host_recorded(h, until)
             .map(|n| format!("{n} starts and arrivals, none beside a running copy")),
     });
