@@ -19,6 +19,7 @@ pub mod faults;
 pub mod fencing;
 pub mod schedule;
 pub mod verdict;
+pub mod vms;
 
 use crate::checker;
 use crate::lab::{self, faults as lab_faults, LabOptions, Network, UpOptions};
@@ -57,6 +58,9 @@ pub struct JepsenOptions {
     /// Which daemons the nodes run: with fenced, failed nodes are fenced through the lab's
     /// switch and the fencing checks (F1, F2, F3) join the verdict.
     pub stack: lab::Stack,
+    /// Run the VM workload and the QEMU observer beside the messaging workload (needs
+    /// `stack` Full): R1, R1h, F1vm and R2 join the verdict (jepsen/vms.rs).
+    pub vms: bool,
 }
 
 impl JepsenOptions {
@@ -74,6 +78,7 @@ impl JepsenOptions {
             workload: workload::Options::default(),
             network: Network::Auto,
             stack: lab::Stack::Membership,
+            vms: false,
         }
     }
 }
@@ -161,6 +166,7 @@ pub fn run(opts: &JepsenOptions) -> Result<(Verdict, PathBuf), String> {
     write_merged(&dir.join("history.merged.jsonl"), &merged)?;
     let log = WorkloadLog::load(&dir).ok();
     verdict::judge(&mut verdict, &merged, log.as_ref(), two_node(&dir));
+    verdict::judge_vms(&mut verdict, &merged, &dir);
     verdict.seconds = Some((opts.time.as_secs_f64(), started.elapsed().as_secs_f64()));
     let table = verdict.table();
     let _ = std::fs::write(dir.join("verdict.txt"), &table);
@@ -265,6 +271,12 @@ fn run_in_lab(
         })
         .collect();
     let wl = Workload::start(rt.handle(), &targets, opts.workload);
+    // The VM workload and the QEMU observer (--vms).
+    let mut vl = if opts.vms {
+        Some(start_vm_load(&inj.lab, opts.seed)?)
+    } else {
+        None
+    };
 
     let t0 = Instant::now();
     let at = |ms: u64| t0 + Duration::from_millis(ms);
@@ -307,6 +319,11 @@ fn run_in_lab(
     while wl.unconfirmed() > 0 && Instant::now() < drain_deadline && converged.is_ok() {
         std::thread::sleep(Duration::from_millis(100));
     }
+    // The VM settle (R2's final enable), then the end of the judged span.
+    if let Some(mut v) = vl.take() {
+        v.settle(VM_SETTLE_BOUND);
+        v.finish(&dir)?;
+    }
     let clients = rt.block_on(wl.finish());
     rt.shutdown_timeout(Duration::from_secs(2));
     let log = WorkloadLog {
@@ -320,6 +337,29 @@ fn run_in_lab(
         return Err(format!("the nemesis failed {f}"));
     }
     Ok(verdict)
+}
+
+/// How long the VM settle may take after the faults (R2's bound).
+const VM_SETTLE_BOUND: Duration = Duration::from_secs(120);
+
+/// Starts the VM workload on every node of the lab, with the VMs of its configuration.
+fn start_vm_load(lab: &LabState, seed: u64) -> Result<crate::vmload::VmLoad, String> {
+    let hosts: Vec<crate::vmload::VmHost> = lab
+        .nodes
+        .iter()
+        .map(|n| crate::vmload::VmHost {
+            name: n.name.clone(),
+            nodeid: n.nodeid,
+            runtime_dir: n.runtime_dir(),
+        })
+        .collect();
+    let conf = lab
+        .nodes
+        .first()
+        .ok_or("a lab without nodes")?
+        .config_path();
+    let specs = crate::vmload::vm_specs(&conf)?;
+    crate::vmload::VmLoad::start(&lab.dir, hosts, specs, crate::vmload::Options::new(seed))
 }
 
 fn write_merged(path: &Path, h: &[libcluster::history::Record]) -> Result<(), String> {
@@ -350,6 +390,7 @@ pub fn check_dir(dir: &Path) -> Result<Verdict, String> {
     };
     let log = WorkloadLog::load(dir).ok();
     verdict::judge(&mut verdict, &merged, log.as_ref(), two_node(dir));
+    verdict::judge_vms(&mut verdict, &merged, dir);
     Ok(verdict)
 }
 

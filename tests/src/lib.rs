@@ -17,4 +17,5 @@ pub mod power;
 pub mod procs;
 pub mod report;
 pub mod state;
+pub mod vmload;
 pub mod workload;

@@ -170,6 +170,10 @@ enum Cmd {
         /// fencing checks (F1, F2, F3) join the verdict.
         #[arg(long)]
         fencing: bool,
+        /// Run the whole stack with rgmanagerd, a VM workload and a QEMU observer: the VM
+        /// checks (R1, R1h, F1vm, R2) join the verdict.
+        #[arg(long)]
+        vms: bool,
     },
     /// Run the checkers (M1, Q1, M3, N1, N2) on an existing lab's history; print the verdict.
     Check {
@@ -355,6 +359,7 @@ fn run(cli: Cli) -> Result<(), String> {
             dir,
             keep,
             fencing,
+            vms,
         } => {
             use clusterlab::jepsen;
             let mut opts = jepsen::JepsenOptions::new(config, seed, jepsen::parse_duration(&time)?);
@@ -363,6 +368,10 @@ fn run(cli: Cli) -> Result<(), String> {
             opts.keep = keep;
             if fencing {
                 opts.stack = lab::Stack::Fencing;
+            }
+            if vms {
+                opts.vms = true;
+                opts.stack = lab::Stack::Full;
             }
             let (verdict, dir) = jepsen::run(&opts)?;
             print!("{}", verdict.table());

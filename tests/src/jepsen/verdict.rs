@@ -246,6 +246,64 @@ pub fn judge(verdict: &mut Verdict, h: &[Record], log: Option<&WorkloadLog>, two
     }
 }
 
+/// The VM checks (jepsen/vms.rs), when the history has rgmanagerd records: R1 from the
+/// lab's QEMU observations, R1h and F1vm from the records up to the end of the VM
+/// workload, R2 from its settle. Missing files are notes, not failures.
+pub fn judge_vms(verdict: &mut Verdict, h: &[Record], dir: &std::path::Path) {
+    use super::vms;
+    if !h.iter().any(|r| r.daemon == "rgmanagerd") {
+        return;
+    }
+    let log = vms::VmLog::load(dir).ok();
+    let until = log.as_ref().map_or(u64::MAX, |l| l.end_ns);
+    match vms::load_observations(dir) {
+        Ok(obs) => verdict.checks.push(CheckLine {
+            id: "R1",
+            name: "one host per VM (QEMU)",
+            outcome: vms::one_host_observed(&obs).map(|n| {
+                let seen = obs.iter().filter(|o| !o.vms.is_empty()).count();
+                format!("{n} samples ({seen} with a guest), never two running")
+            }),
+        }),
+        Err(_) => verdict
+            .notes
+            .push("no vm-observations.jsonl: R1 (observed) skipped".into()),
+    }
+    verdict.checks.push(CheckLine {
+        id: "R1h",
+        name: "one host per VM (recs)",
+        outcome: vms::one_host_recorded(h, until)
+            .map(|n| format!("{n} starts and arrivals, none beside a running copy")),
+    });
+    verdict.checks.push(CheckLine {
+        id: "F1vm",
+        name: "VM restart after fencing",
+        outcome: vms::restart_after_fencing(h, until)
+            .map(|n| format!("{n} restarts of a dead host's VM, each after its fencing")),
+    });
+    if let Some(l) = &log {
+        let ok = l.requests.iter().filter(|r| r.code == Some(0)).count();
+        verdict.notes.push(format!(
+            "vm requests: {} sent, {ok} succeeded",
+            l.requests.len()
+        ));
+    }
+    match log {
+        Some(vms::VmLog {
+            final_state: Some(f),
+            ..
+        }) => verdict.checks.push(CheckLine {
+            id: "R2",
+            name: "VMs settle on one host",
+            outcome: vms::settled(&f),
+        }),
+        Some(_) => verdict
+            .notes
+            .push("vmload.json has no settle: R2 skipped".into()),
+        None => verdict.notes.push("no vmload.json: R2 skipped".into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
