@@ -175,7 +175,8 @@ enum Cmd {
         #[arg(long)]
         vms: bool,
     },
-    /// Run the checkers (M1, Q1, M3, N1, N2) on an existing lab's history; print the verdict.
+    /// Run the checkers on an existing lab's history and print the verdict: M1, Q1, M3, N1,
+    /// N2; F1-F3 when fenced ran; R1, R1h, F1vm, R2 when rgmanagerd ran.
     Check {
         /// The lab directory.
         #[arg(long)]
