@@ -280,11 +280,12 @@ fn a_failing_method_falls_to_manual_fencing_which_an_administrator_acknowledges(
         let f = fenced_records(h, 3);
         (!f.is_empty()).then_some(f)
     });
-    assert_eq!(fenced, vec![(1, "override".to_string())]);
+    // The record names the member the acknowledgement was given on.
+    assert_eq!(fenced, vec![(2, "override".to_string())]);
     let (code, ls) = on_node(&g, "n1", "fence_tool", &["ls", "-n"]);
     assert_eq!(code, 0, "{ls}");
     assert!(
-        ls.contains("nodeid 3 member 0 victim 0 last fence master 1 how override"),
+        ls.contains("nodeid 3 member 0 victim 0 last fence master 2 how override"),
         "{ls}"
     );
     // A second acknowledgement has nothing to acknowledge.
