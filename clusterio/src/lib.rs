@@ -15,6 +15,7 @@
 //! ```
 
 mod client;
+pub mod cmanlink;
 mod conn;
 mod creds;
 pub mod history;

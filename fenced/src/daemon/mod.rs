@@ -100,7 +100,7 @@ const REQUEST_QUEUE: usize = 64;
 /// Runs the daemon until it leaves the domain on SIGTERM/SIGINT or cmand goes away.
 pub async fn run(opts: Options) -> Result<(), DaemonError> {
     let conf = load_config(&opts.config)?;
-    let cman = cman::Cman::connect(&opts.runtime_dir).await?;
+    let cman = clusterio::cmanlink::CmanLink::connect(&opts.runtime_dir).await;
     let me = cman.me.clone();
     let incarnation = incarnation();
     let history =

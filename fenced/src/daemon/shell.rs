@@ -1,8 +1,8 @@
 //! The loop: cmand events, local requests, agent results and the core's timer go into the
 //! domain core; its actions come out as group messages, agent runs, events and log lines.
 
-use super::cman::Cman;
 use super::{domain_settings, load_config, DaemonError, Options};
+use clusterio::cmanlink::CmanLink;
 use clusterio::history::History;
 use clusterio::{EventPublisher, Incoming};
 use fenced::runner::{self, Cancel, RunnerConfig, SearchPath};
@@ -34,7 +34,7 @@ struct Done {
 pub struct Shell {
     pub(super) opts: Options,
     pub(super) conf: ClusterConf,
-    pub(super) cman: Cman,
+    pub(super) cman: CmanLink,
     pub(super) domain: Domain,
     events: EventPublisher<FenceEvent>,
     history: Option<History>,
@@ -54,7 +54,7 @@ impl Shell {
     pub fn new(
         opts: Options,
         conf: ClusterConf,
-        cman: Cman,
+        cman: CmanLink,
         events: EventPublisher<FenceEvent>,
         history: Option<History>,
         _incarnation: u64,
@@ -135,25 +135,8 @@ impl Shell {
     async fn act(&mut self, action: Action) {
         match action {
             Action::Send(payload) => {
-                let req = CmanRequest::GroupSend {
-                    group: DOMAIN_GROUP.into(),
-                    payload,
-                };
-                // cmand's send queue is bounded (`<cman max_queued>`): a full queue is
-                // "busy", not a loss; the message waits its turn (bounded: 10 s).
-                for attempt in 0..500 {
-                    match self.cman.call(&req).await {
-                        Err(clusterio::ClientError::Daemon { code, .. })
-                            if code == libcluster::ipc::cman::ERR_IN_USE && attempt < 499 =>
-                        {
-                            tokio::time::sleep(Duration::from_millis(20)).await;
-                        }
-                        Err(e) => {
-                            warn!(error = %e, "cannot send to the fence domain");
-                            break;
-                        }
-                        Ok(_) => break,
-                    }
+                if let Err(e) = self.cman.group_send(DOMAIN_GROUP, payload).await {
+                    warn!(error = %e, "cannot send to the fence domain");
                 }
             }
             Action::JoinGroup => self.join_group().await,
@@ -215,24 +198,10 @@ impl Shell {
         }
     }
 
-    /// Joins the group; a fenced that restarted within a second finds its old membership
-    /// still held by cmand for the dead process, so a refusal is retried for a while.
     async fn join_group(&mut self) {
-        let req = CmanRequest::GroupJoin {
-            group: DOMAIN_GROUP.into(),
-        };
-        for i in 0..20 {
-            match self.cman.call(&req).await {
-                Ok(_) => return,
-                Err(e) => {
-                    if i % 5 == 0 {
-                        warn!(error = %e, "cannot join the fence domain group yet");
-                    }
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                }
-            }
+        if let Err(e) = self.cman.group_join(DOMAIN_GROUP).await {
+            warn!(error = %e, "gave up joining the fence domain group; `fence_tool join` retries");
         }
-        warn!("gave up joining the fence domain group; `fence_tool join` retries");
     }
 
     /// Runs the victim's methods once in a task; the result comes back as `Done`.
@@ -374,7 +343,7 @@ impl Shell {
             .take()
             .ok_or(DaemonError::Cman("loop ran twice".into()))?;
         self.record(Event::Start);
-        match self.cman.snapshot().await {
+        match super::cman::snapshot(&mut self.cman).await {
             Ok(inputs) => {
                 for i in inputs {
                     self.input(i).await;

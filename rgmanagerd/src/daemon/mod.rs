@@ -85,7 +85,7 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     )
     .map(rgmanagerd::driver::AnyDriver::Qemu)
     .map_err(|e| DaemonError::Config(format!("the QEMU driver: {e}")))?;
-    let cman = links::Cman::connect(&opts.runtime_dir).await?;
+    let cman = clusterio::cmanlink::CmanLink::connect(&opts.runtime_dir).await;
     let me = cman.me.clone();
     let history = match &opts.history {
         Some(path) => Some(History::open(path, DAEMON, me.id, me.incarnation).map_err(

@@ -3,13 +3,14 @@
 //! questions and replies.
 
 use super::exec::{Exec, ExecDone};
-use super::links::{Cman, Fenced};
+use super::links::Fenced;
 use super::{load_config, DaemonError, Options};
+use clusterio::cmanlink::CmanLink;
 use clusterio::history::History;
 use clusterio::{EventPublisher, Incoming};
 use libcluster::config::ClusterConf;
 use libcluster::history::Event;
-use libcluster::ipc::cman::{CmanEvent, CmanRequest};
+use libcluster::ipc::cman::CmanEvent;
 use libcluster::ipc::rgmanager::{RgEvent, RgRequest, RgResponse};
 use libcluster::membership::ViewId;
 use libcluster::rgmanager::coord::{Action, CoordConfig, Coordinator, Input, GROUP};
@@ -42,7 +43,7 @@ pub struct Pending {
 pub struct Shell {
     pub(super) opts: Options,
     pub(super) conf: Arc<ClusterConf>,
-    pub(super) cman: Cman,
+    pub(super) cman: CmanLink,
     fenced: Fenced,
     pub(super) core: Coordinator,
     exec: Exec,
@@ -72,7 +73,7 @@ impl Shell {
     pub fn new(
         opts: Options,
         conf: ClusterConf,
-        cman: Cman,
+        cman: CmanLink,
         events: EventPublisher<RgEvent>,
         history: Option<History>,
         driver: AnyDriver,
@@ -245,41 +246,13 @@ impl Shell {
     async fn act(&mut self, action: Action) {
         match action {
             Action::JoinGroup => {
-                let req = CmanRequest::GroupJoin {
-                    group: GROUP.into(),
-                };
-                for i in 0..20 {
-                    match self.cman.call(&req).await {
-                        Ok(_) => break,
-                        Err(e) => {
-                            if i % 5 == 0 {
-                                warn!(error = %e, "cannot join the rgmanager group yet");
-                            }
-                            tokio::time::sleep(Duration::from_millis(250)).await;
-                        }
-                    }
+                if let Err(e) = self.cman.group_join(GROUP).await {
+                    warn!(error = %e, "gave up joining the rgmanager group");
                 }
             }
             Action::Send(payload) => {
-                let req = CmanRequest::GroupSend {
-                    group: GROUP.into(),
-                    payload,
-                };
-                // cmand's send queue is bounded (`<cman max_queued>`): a full queue is
-                // "busy", not a loss; the message waits its turn (bounded: 10 s).
-                for attempt in 0..500 {
-                    match self.cman.call(&req).await {
-                        Err(clusterio::ClientError::Daemon { code, .. })
-                            if code == libcluster::ipc::cman::ERR_IN_USE && attempt < 499 =>
-                        {
-                            tokio::time::sleep(Duration::from_millis(20)).await;
-                        }
-                        Err(e) => {
-                            warn!(error = %e, "cannot send to the rgmanager group");
-                            break;
-                        }
-                        Ok(_) => break,
-                    }
+                if let Err(e) = self.cman.group_send(GROUP, payload).await {
+                    warn!(error = %e, "cannot send to the rgmanager group");
                 }
             }
             Action::StartVm { service } => {
