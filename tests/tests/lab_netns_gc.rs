@@ -76,8 +76,8 @@ fn gc_tears_down_a_lab_whose_creator_was_sigkilled() {
     let (procs, ns) = lab_parts(&dir);
     assert_eq!(
         (procs.len(), ns.len()),
-        (4, 3),
-        "3 cmand + apcsim, 3 namespaces"
+        (10, 3),
+        "cmand, fenced and rgmanagerd on 3 nodes + apcsim, 3 namespaces"
     );
     kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).unwrap();
     child.wait().unwrap();
