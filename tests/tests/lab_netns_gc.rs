@@ -65,6 +65,19 @@ fn gone(procs: &[ProcRecord], ns: &[String]) -> bool {
     procs.iter().all(|p| !p.alive()) && ns.iter().all(|n| !Path::new("/run/netns").join(n).exists())
 }
 
+/// A held lab's creator, stopped with SIGTERM (it then tears its lab down) if a test fails
+/// before it meant to kill it.
+struct HeldLab(Option<std::process::Child>);
+
+impl Drop for HeldLab {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = kill(Pid::from_raw(c.id() as i32), Signal::SIGTERM);
+            let _ = c.wait();
+        }
+    }
+}
+
 #[test]
 fn gc_tears_down_a_lab_whose_creator_was_sigkilled() {
     if !netns_test_ready("gc_after_sigkill") {
@@ -72,13 +85,14 @@ fn gc_tears_down_a_lab_whose_creator_was_sigkilled() {
     }
     let (dir, conf) = test_lab_dir("gckill", &simple_config("gckill", 3, false, 1));
     let _guard = DirGuard(dir.clone());
-    let mut child = held_lab(&dir, &conf);
+    let mut held = HeldLab(Some(held_lab(&dir, &conf)));
     let (procs, ns) = lab_parts(&dir);
     assert_eq!(
         (procs.len(), ns.len()),
         (10, 3),
         "cmand, fenced and rgmanagerd on 3 nodes + apcsim, 3 namespaces"
     );
+    let mut child = held.0.take().expect("held");
     kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).unwrap();
     child.wait().unwrap();
     assert!(
