@@ -210,8 +210,9 @@ fn nap(stop: &AtomicBool, d: Duration) -> bool {
     !stop.load(Ordering::Relaxed)
 }
 
-/// QEMU's own word on a guest: `query-status` on its status monitor.
-fn qemu_status(sock: &Path) -> Option<String> {
+/// QEMU's own word on a guest: `query-status` on its status monitor
+/// (`<node runtime dir>/vms/<vm>/status.sock`). `None` when it does not answer in time.
+pub fn qemu_status(sock: &Path) -> Option<String> {
     let s = std::os::unix::net::UnixStream::connect(sock).ok()?;
     s.set_read_timeout(Some(Duration::from_millis(300))).ok()?;
     s.set_write_timeout(Some(Duration::from_millis(300))).ok()?;

@@ -72,32 +72,6 @@ fn service(g: &LabGuard, node: &str, service: &str) -> Option<(String, String)> 
     })
 }
 
-/// QEMU's own word on a guest: `query-status` on the driver's status monitor
-/// (`<node runtime dir>/vms/<vm>/status.sock`). `None` when it does not answer in time.
-fn qemu_status(sock: &std::path::Path) -> Option<String> {
-    use std::io::{BufRead, BufReader, Write};
-    let s = std::os::unix::net::UnixStream::connect(sock).ok()?;
-    s.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
-    s.set_write_timeout(Some(Duration::from_millis(500))).ok()?;
-    let mut r = BufReader::new(s.try_clone().ok()?);
-    let mut w = s;
-    let mut line = String::new();
-    r.read_line(&mut line).ok()?; // greeting
-    w.write_all(b"{\"execute\":\"qmp_capabilities\"}\n").ok()?;
-    line.clear();
-    r.read_line(&mut line).ok()?;
-    w.write_all(b"{\"execute\":\"query-status\"}\n").ok()?;
-    for _ in 0..8 {
-        line.clear();
-        r.read_line(&mut line).ok()?;
-        let v: serde_json::Value = serde_json::from_str(&line).ok()?;
-        if let Some(st) = v["return"]["status"].as_str() {
-            return Some(st.to_string());
-        }
-    }
-    None
-}
-
 /// The lab's own view: VM name → hosts whose namespace holds a QEMU process of it that
 /// QEMU itself reports `running` (a migration's incoming target says `inmigrate`, its
 /// source `postmigrate` once the switch-over happened).
@@ -126,7 +100,7 @@ fn running_qemus(g: &LabGuard) -> BTreeMap<String, Vec<String>> {
                 continue;
             };
             let sock = n.runtime_dir().join("vms").join(&name).join("status.sock");
-            if qemu_status(&sock).as_deref() != Some("running") {
+            if clusterlab::vmload::qemu_status(&sock).as_deref() != Some("running") {
                 continue;
             }
             // `-daemonize` forks: for a moment one guest has two processes on one host.

@@ -131,7 +131,7 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     let server_task = tokio::spawn(server.run(req_tx, feed, admin_rx, stop_rx));
     let span = tracing::info_span!("fenced", node = %me.name);
     tracing::info!(parent: &span, id = me.id, incarnation, cluster = %conf.name, "fenced starting");
-    let mut shell = shell::Shell::new(opts, conf, cman, events, history, incarnation);
+    let mut shell = shell::Shell::new(opts, conf, cman, events, history);
     let result = tracing::Instrument::instrument(shell.run(req_rx), span).await;
     shell.finish(&result);
     tokio::time::sleep(Duration::from_millis(100)).await;

@@ -57,7 +57,6 @@ impl Shell {
         cman: CmanLink,
         events: EventPublisher<FenceEvent>,
         history: Option<History>,
-        _incarnation: u64,
     ) -> Shell {
         let (nodes, settings) = domain_settings(&conf, &opts);
         let domain = Domain::new(NodeId(cman.me.id), nodes, settings);

@@ -52,8 +52,6 @@ pub struct Shell {
     history: Option<History>,
     started: Instant,
     out: Vec<Action>,
-    /// The last cmand view: (generation, coordinator, coordinator's incarnation).
-    view: Option<(u64, u32, u64)>,
     /// Members of the rgmanager group.
     pub(super) group_members: Vec<u32>,
     pub(super) quorate: bool,
@@ -110,7 +108,6 @@ impl Shell {
             history,
             started: Instant::now(),
             out: Vec::new(),
-            view: None,
             group_members: Vec::new(),
             quorate: false,
             waiting: BTreeMap::new(),
@@ -339,7 +336,6 @@ impl Shell {
                     .iter()
                     .find(|(id, _)| *id == coordinator)
                     .map_or(0, |(_, i)| *i);
-                self.view = Some((generation, coordinator, inc));
                 Input::ViewInstalled {
                     view: ViewId {
                         epoch: generation,
@@ -435,7 +431,6 @@ impl Shell {
                 .iter()
                 .find(|(n, _)| n.0 == coordinator)
                 .map_or(0, |(_, i)| *i);
-            self.view = Some((st.generation, coordinator, incarnation));
             self.input(Input::ViewInstalled {
                 view: ViewId {
                     epoch: st.generation,
