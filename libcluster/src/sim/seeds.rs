@@ -7,6 +7,7 @@
 //! | `SIM_SEED` | run only this seed (replaying a failure); wins over the other two |
 //! | `SIM_SEEDS` | how many seeds to sweep (default: the count the test passes) |
 //! | `SIM_SEED_BASE` | first seed of the sweep (default 0) |
+//! | `SIM_KEEP_GOING` | `1`: a sweep runs every seed and fails at the end, listing each failing seed (soaks) |
 //!
 //! An empty value counts as unset; anything else must be a decimal `u64`.
 
@@ -98,14 +99,38 @@ impl SeedPlan {
     /// Runs `f` for every seed and panics at the first failure, an `Err` or a panic inside `f`
     /// (a core asserting its own invariant), with the failure and the replay command:
     /// `"{failure}\nreplay: SIM_SEED={seed} cargo test -p libcluster {name}"`.
-    pub fn run<E: fmt::Display>(&self, name: &str, mut f: impl FnMut(u64) -> Result<(), E>) {
+    pub fn run<E: fmt::Display>(&self, name: &str, f: impl FnMut(u64) -> Result<(), E>) {
+        self.run_keeping(name, false, f);
+    }
+
+    /// As [`SeedPlan::run`]; with `keep_going` every seed runs, each failure is printed to
+    /// stderr as it happens, and the panic at the end lists the failing seeds.
+    pub fn run_keeping<E: fmt::Display>(
+        &self,
+        name: &str,
+        keep_going: bool,
+        mut f: impl FnMut(u64) -> Result<(), E>,
+    ) {
+        let mut failed = Vec::new();
         for seed in self.seeds() {
             let failure = match catch_unwind(AssertUnwindSafe(|| f(seed))) {
                 Ok(Ok(())) => continue,
                 Ok(Err(e)) => e.to_string(),
                 Err(panic) => format!("seed {seed}: panicked: {}", panic_text(&*panic)),
             };
-            panic!("{failure}\n{}", replay_hint(name, seed));
+            if !keep_going {
+                panic!("{failure}\n{}", replay_hint(name, seed));
+            }
+            eprintln!("{failure}\n{}\n", replay_hint(name, seed));
+            failed.push(seed);
+        }
+        if !failed.is_empty() {
+            panic!(
+                "{} of {} seeds failed: {failed:?}\n{}",
+                failed.len(),
+                self.seeds().count(),
+                replay_hint(name, failed[0])
+            );
         }
     }
 }
@@ -127,7 +152,8 @@ pub fn run_seeds<E: fmt::Display>(
     default_count: u64,
     f: impl FnMut(u64) -> Result<(), E>,
 ) {
-    plan_or_panic(default_count).run(name, f);
+    let keep_going = std::env::var_os("SIM_KEEP_GOING").is_some_and(|v| v == "1");
+    plan_or_panic(default_count).run_keeping(name, keep_going, f);
 }
 
 /// The replay line printed under a failure.
@@ -263,6 +289,28 @@ mod tests {
             panic_text(&*panic),
             "seed 7: broken\nreplay: SIM_SEED=7 cargo test -p libcluster some_test"
         );
+    }
+
+    #[test]
+    fn keep_going_runs_every_seed_and_lists_the_failures_at_the_end() {
+        let plan = SeedPlan::Range { base: 0, count: 6 };
+        let mut ran = Vec::new();
+        let panic = catch_unwind(AssertUnwindSafe(|| {
+            plan.run_keeping("soak", true, |seed| {
+                ran.push(seed);
+                if seed % 3 == 1 {
+                    Err(format!("seed {seed}: broken"))
+                } else {
+                    Ok(())
+                }
+            })
+        }))
+        .unwrap_err();
+        assert_eq!(ran, vec![0, 1, 2, 3, 4, 5]);
+        let text = panic_text(&*panic);
+        assert!(text.starts_with("2 of 6 seeds failed: [1, 4]"), "{text}");
+        assert!(text.ends_with("replay: SIM_SEED=1 cargo test -p libcluster soak"));
+        plan.run_keeping("soak", true, |_| Ok::<(), String>(()));
     }
 
     #[test]
