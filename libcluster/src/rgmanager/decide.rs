@@ -19,6 +19,22 @@ impl Engine {
             self.failback_due = false;
             self.failback(now, out);
         }
+        if !self.failback_later.is_empty() {
+            // Services that were busy when a node joined (a recovery start racing a fast
+            // reboot of the preferred node): judged once their operation ended.
+            let ended: Vec<ServiceIndex> = self
+                .failback_later
+                .iter()
+                .copied()
+                .filter(|s| self.work[s.0 as usize].pending.is_none())
+                .collect();
+            let mut moves = Vec::new();
+            for s in ended {
+                self.failback_later.remove(&s);
+                moves.extend(self.failback_move(s));
+            }
+            self.carry_out_failback(now, moves, out);
+        }
         // Each evaluation changes a record at most once and wakes only dependants, so this
         // ends; the budget guards against a bug turning it into a livelock.
         let mut budget = 4 * self.cat.len() + 64;
@@ -38,7 +54,16 @@ impl Engine {
             return; // in flight, or frozen: no start, stop or failover (§1.3)
         }
         let enabled = self.intents[i].enabled;
-        match self.records[i].state {
+        let state = self.records[i].state;
+        if self.copy_elsewhere(s)
+            && matches!(
+                state,
+                ServiceState::Recovering | ServiceState::Stopped | ServiceState::Uninitialized
+            )
+        {
+            return; // R1: a second copy is being stopped; evaluated again when it ends
+        }
+        match state {
             ServiceState::Recovering => {
                 if enabled {
                     self.recover(now, s, out);
@@ -224,43 +249,62 @@ impl Engine {
     }
 
     /// `consider_relocate` after a node joined (§2.7): every started service that some
-    /// online node scores higher than its owner moves there, live if it can.
+    /// online node scores higher than its owner moves there, live if it can. A service
+    /// with an operation in flight is judged when the operation ends.
     fn failback(&mut self, now: Millis, out: &mut Vec<Action>) {
+        // A service occupies two nodes while it migrates or while a duplicate stops.
+        let placed: BTreeSet<ServiceIndex> = self
+            .placed
+            .values()
+            .flat_map(|slot| slot.services.iter().copied())
+            .collect();
         let mut moves = Vec::new();
-        for (&node, slot) in &self.placed {
-            for &s in &slot.services {
-                let i = s.0 as usize;
-                let r = &self.records[i];
-                if r.state != ServiceState::Started
-                    || r.owner != Some(node)
-                    || self.work[i].pending.is_some()
-                    || self.intents[i].frozen
-                    || !self.intents[i].enabled
-                {
-                    continue;
-                }
-                let Some(dv) = self.view(s) else {
-                    continue; // no domain: every node scores BEST
-                };
-                let own = score(Some(&dv), node, true, Some(node));
-                let min = match own {
-                    Score::Best => continue,
-                    Score::Better => Score::Best,
-                    Score::Good => Score::Better,
-                    Score::Illegal => Score::Good,
-                };
-                let q = TargetQuery {
-                    dom: Some(&dv),
-                    exclusive: self.cat.service(s).exclusive,
-                    running: Some(node),
-                    exclude: Some(node),
-                    min,
-                };
-                if let Some(t) = best_target(&q, self.members.iter().copied(), |n| self.load(n)) {
-                    moves.push((s, node, t));
-                }
+        for s in placed {
+            if self.work[s.0 as usize].pending.is_some() {
+                self.failback_later.insert(s);
+            } else {
+                moves.extend(self.failback_move(s));
             }
         }
+        self.carry_out_failback(now, moves, out);
+    }
+
+    /// Where started service `s` should move because some online node scores higher than
+    /// its owner, if anywhere.
+    fn failback_move(&self, s: ServiceIndex) -> Option<(ServiceIndex, NodeId, NodeId)> {
+        let i = s.0 as usize;
+        let r = &self.records[i];
+        let node = r.owner?;
+        if r.state != ServiceState::Started
+            || self.work[i].pending.is_some()
+            || self.intents[i].frozen
+            || !self.intents[i].enabled
+        {
+            return None;
+        }
+        let dv = self.view(s)?; // no domain: every node scores BEST
+        let min = match score(Some(&dv), node, true, Some(node)) {
+            Score::Best => return None,
+            Score::Better => Score::Best,
+            Score::Good => Score::Better,
+            Score::Illegal => Score::Good,
+        };
+        let q = TargetQuery {
+            dom: Some(&dv),
+            exclusive: self.cat.service(s).exclusive,
+            running: Some(node),
+            exclude: Some(node),
+            min,
+        };
+        best_target(&q, self.members.iter().copied(), |n| self.load(n)).map(|t| (s, node, t))
+    }
+
+    fn carry_out_failback(
+        &mut self,
+        now: Millis,
+        moves: Vec<(ServiceIndex, NodeId, NodeId)>,
+        out: &mut Vec<Action>,
+    ) {
         for (s, from, to) in moves {
             if !exclusive_allows(self.cat.service(s).exclusive, self.load(to)) {
                 continue; // an earlier move of this round took the node

@@ -236,6 +236,8 @@ pub struct Engine {
     pub(super) duplicates: BTreeSet<(ServiceIndex, NodeId)>,
     pub(super) dirty: BTreeSet<ServiceIndex>,
     pub(super) failback_due: bool,
+    /// Services busy when a node joined: their failback is judged when the operation ends.
+    pub(super) failback_later: BTreeSet<ServiceIndex>,
     /// Smallest online priority per domain (see [`DomainView`]).
     pub(super) tops: Vec<Option<u32>>,
 }
@@ -270,6 +272,7 @@ impl Engine {
             duplicates: BTreeSet::new(),
             dirty: catalog.indexes().collect(),
             failback_due: false,
+            failback_later: BTreeSet::new(),
             tops,
             cat: catalog,
         }
@@ -324,6 +327,64 @@ impl Engine {
             .get(&node)
             .into_iter()
             .flat_map(|s| s.services.iter().copied())
+    }
+
+    /// Takes over `s` from `old`, the engine this one replaces on the same decision maker:
+    /// its record, its operation in flight, recovery episode and holds, the nodes it
+    /// occupies. For an operation among members that moved between views with the decision
+    /// maker, whose result will therefore arrive.
+    pub fn carry(&mut self, old: &Engine, s: ServiceIndex) {
+        if !self.cat.contains(s) || self.cat.len() != old.cat.len() {
+            return;
+        }
+        let i = s.0 as usize;
+        if let Some(o) = self.records[i].owner {
+            self.vacate(s, o);
+        }
+        self.clear_holds(s);
+        self.records[i] = old.records[i].clone();
+        self.intents[i] = old.intents[i];
+        let mut work = old.work[i].clone();
+        let holds = std::mem::take(&mut work.holds);
+        self.work[i] = work;
+        for h in holds {
+            self.add_hold(s, h);
+        }
+        for (&node, slot) in &old.placed {
+            if slot.services.contains(&s) {
+                self.occupy(s, node);
+            }
+        }
+        self.duplicates
+            .extend(old.duplicates.iter().filter(|(x, _)| *x == s).copied());
+        self.dirty.insert(s);
+    }
+
+    /// Takes over `old`'s restart counters (the same decision maker rebuilding its engine
+    /// keeps counting; a new decision maker starts afresh, as the original's recovering node
+    /// kept them in memory).
+    pub fn carry_counters(&mut self, old: &Engine) {
+        if self.counters.len() == old.counters.len() {
+            self.counters.clone_from(&old.counters);
+        }
+    }
+
+    /// Whether the operation in flight on `s` (if any) involves only nodes of `nodes`.
+    pub fn in_flight_among(&self, s: ServiceIndex, nodes: &BTreeSet<NodeId>) -> bool {
+        match self.work.get(s.0 as usize).and_then(|w| w.pending) {
+            Some(Op::Start { node, .. } | Op::Stop { node, .. }) => nodes.contains(&node),
+            Some(Op::Migrate { from, to }) => nodes.contains(&from) && nodes.contains(&to),
+            None => false,
+        }
+    }
+
+    /// Whether a second copy of `s` is known and its stop has not ended: nothing may start
+    /// `s` anywhere meanwhile (R1).
+    pub fn copy_elsewhere(&self, s: ServiceIndex) -> bool {
+        self.duplicates
+            .range((s, NodeId(0))..=(s, NodeId(u32::MAX)))
+            .next()
+            .is_some()
     }
 
     /// Replaces the record and intent of `s` (a new decision maker installing the

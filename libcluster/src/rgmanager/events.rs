@@ -66,6 +66,12 @@ impl Engine {
         for s in here {
             self.vacate(s, d);
             if self.duplicates.remove(&(s, d)) {
+                // The second copy may still run on the dead node: no new start of the
+                // service until that node is fenced (the owner's copy runs on).
+                if !self.fenced.contains(&d) {
+                    self.add_hold(s, Hold::Fence(d));
+                    waiting += 1;
+                }
                 continue;
             }
             if self.work[s.0 as usize].stuck == Some(d) {
@@ -238,6 +244,7 @@ impl Engine {
                     if self.records[s.0 as usize].owner != Some(node) {
                         self.vacate(s, node);
                     }
+                    self.dirty.insert(s);
                 }
                 OpResult::StopFailed => {
                     error!(service = %self.cat.service(s).name, node = %node,
@@ -348,6 +355,13 @@ impl Engine {
             StopCause::DependencyMissing | StopCause::Duplicate => {
                 self.settle(now, s, Some(node), ServiceState::Stopped, out)
             }
+            StopCause::Restart | StopCause::Relocate { .. } | StopCause::Failback { .. }
+                if !self.may_start(s) =>
+            {
+                // Not deciding now (a round of reports is under way) or a second copy is
+                // being stopped: stopped, and the next decision round places it.
+                self.settle(now, s, Some(node), ServiceState::Stopped, out);
+            }
             StopCause::Restart => {
                 self.settle(now, s, Some(node), ServiceState::Stopped, out);
                 if self.members.contains(&node) {
@@ -372,6 +386,12 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Whether a start of `s` may be decided now: the engine decides (quorate) and no second
+    /// copy is being stopped.
+    pub(super) fn may_start(&self, s: ServiceIndex) -> bool {
+        self.quorate && !self.copy_elsewhere(s)
     }
 
     /// Whether `node` is online, allowed by the domain and by the exclusive rule for `s`.

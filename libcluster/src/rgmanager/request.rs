@@ -167,6 +167,9 @@ impl Engine {
         if starts && !self.work[i].holds.is_empty() {
             return Err(RequestError::FencePending);
         }
+        if starts && self.copy_elsewhere(s) {
+            return Err(RequestError::Busy { state });
+        }
         let stuck = self.work[i].stuck;
         match req {
             Request::Freeze | Request::Unfreeze => {

@@ -361,6 +361,43 @@ fn a_second_running_copy_is_stopped() {
 }
 
 #[test]
+fn nothing_starts_a_service_while_a_second_copy_is_being_stopped() {
+    // R1 (simulator seeds 785, 1767, 2467): a copy reported on another node is being
+    // stopped when the owner says it does not run the service; its recovery waits for that
+    // stop (the world asserts R1 on every start).
+    let mut w = World::new(Catalog::new(vec![], vec![vm("vm:a", None)]), &[1, 2]);
+    let a = w.sid("vm:a");
+    let owner = w.owner(a).unwrap();
+    let other = if owner == n(1) { n(2) } else { n(1) };
+    w.running.entry(other).or_default().insert(a);
+    w.hold_answers = true;
+    w.input(Input::Report {
+        node: other,
+        running: vec![a],
+    });
+    let duplicate_stopped: Vec<Input> = w.queue.drain(..).collect();
+    assert_eq!(
+        duplicate_stopped.len(),
+        1,
+        "the second copy's stop is in flight"
+    );
+    w.hold_answers = false;
+    w.running.entry(owner).or_default().remove(&a);
+    let before = w.starts();
+    w.input(Input::StatusFailed {
+        service: a,
+        node: owner,
+    });
+    assert_eq!(w.starts(), before, "started while the second copy runs");
+    assert!(w.request(a, Request::Enable { target: None }).is_err());
+    for i in duplicate_stopped {
+        w.input(i);
+    }
+    assert_eq!(w.starts(), before + 1);
+    assert_eq!(w.state(a), ServiceState::Started);
+}
+
+#[test]
 fn ordered_failback_live_migrates_a_vm_to_the_returning_node() {
     // §2.7
     let d = ordered_domain("d", &[(1, 1), (2, 2)], false, false);
@@ -378,6 +415,58 @@ fn ordered_failback_live_migrates_a_vm_to_the_returning_node() {
         (w.state(a), w.owner(a)),
         (ServiceState::Started, Some(n(1)))
     );
+}
+
+#[test]
+fn a_preferred_node_back_before_the_failover_start_ended_still_gets_its_vm_back() {
+    // §2.7 after a fast reboot: node 1 rejoins while vm:a's recovery start on node 2 is in
+    // flight; the failback is judged when that start ends.
+    let d = ordered_domain("d", &[(1, 1), (2, 2)], false, false);
+    let mut w = World::new(Catalog::new(vec![d], vec![vm("vm:a", Some("d"))]), &[1, 2]);
+    let a = w.sid("vm:a");
+    w.kill(1);
+    w.hold_answers = true;
+    w.fence(1);
+    assert_eq!(
+        (w.state(a), w.owner(a)),
+        (ServiceState::Starting, Some(n(2)))
+    );
+    let start_done: Vec<Input> = w.queue.drain(..).collect();
+    w.hold_answers = false;
+    w.join(1);
+    assert!(
+        !w.actions
+            .iter()
+            .any(|x| matches!(x, Action::Migrate { .. })),
+        "nothing moves while the start is in flight"
+    );
+    for i in start_done {
+        w.input(i);
+    }
+    assert!(w
+        .actions
+        .iter()
+        .any(|x| matches!(x, Action::Migrate { from, to, .. } if *from == n(2) && *to == n(1))));
+    assert_eq!(
+        (w.state(a), w.owner(a)),
+        (ServiceState::Started, Some(n(1)))
+    );
+}
+
+#[test]
+fn a_vm_placed_by_the_administrator_stays_until_a_node_joins() {
+    // §2.7: failback happens at node events only, not after any start.
+    let d = ordered_domain("d", &[(1, 1), (2, 2)], false, false);
+    let mut w = World::new(Catalog::new(vec![d], vec![vm("vm:a", Some("d"))]), &[1, 2]);
+    let a = w.sid("vm:a");
+    w.request(a, Request::Relocate { target: Some(n(2)) })
+        .unwrap();
+    assert_eq!(
+        (w.state(a), w.owner(a)),
+        (ServiceState::Started, Some(n(2)))
+    );
+    w.join(3);
+    assert_eq!(w.owner(a), Some(n(1)), "a node event fails it back");
 }
 
 #[test]
