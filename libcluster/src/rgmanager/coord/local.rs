@@ -28,15 +28,29 @@ enum Vm {
         checking: bool,
     },
     Stopping,
-    /// Prepared as a migration target; `resolving` once the source left and the shell was
-    /// asked whether the VM arrived.
+    /// Prepared as a migration target; `resolving` once the shell was asked whether the VM
+    /// arrived (the source left, or will never act on our `Ready`).
     Incoming {
         from: NodeId,
         resolving: bool,
+        ready: Ready,
     },
     Outgoing {
         to: NodeId,
     },
+}
+
+/// Where this target's `Ready` is in the group's order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ready {
+    /// Not sent, or sent and not yet delivered back.
+    Waiting,
+    /// Delivered back in the current round: the source delivers it too if it is a member.
+    Delivered,
+    /// Delivered back before the current round began: a member source that does not report
+    /// the migration under way in this round never will (it missed the `Ready`, or it
+    /// finished and its `Done` is still on its way).
+    Old,
 }
 
 /// The node-local executor.
@@ -46,6 +60,11 @@ pub(super) struct Local {
     interval_ms: u64,
     vms: BTreeMap<ServiceIndex, Vm>,
     queued: BTreeMap<ServiceIndex, VecDeque<Command>>,
+    /// Running VMs the coordinator migrates away: the target and when this node delivered
+    /// the `Prepare` (`Delivered` in this round, `Old` before it). Until the target's
+    /// `Ready`, the migration can only fail here, and must, if the target leaves or never
+    /// saw the `Prepare`.
+    awaiting: BTreeMap<ServiceIndex, (NodeId, Ready)>,
 }
 
 impl Local {
@@ -55,6 +74,7 @@ impl Local {
             interval_ms: interval_ms.max(1),
             vms: BTreeMap::new(),
             queued: BTreeMap::new(),
+            awaiting: BTreeMap::new(),
         }
     }
 
@@ -84,11 +104,13 @@ impl Local {
             .collect()
     }
 
-    /// Migrations under way here: outgoing, or incoming from a live source.
+    /// Migrations under way here: outgoing (or waiting for the target's `Ready`), or
+    /// incoming from a live source.
     pub(super) fn migrating(&self) -> Vec<ServiceIndex> {
-        self.vms
+        let m: Vec<ServiceIndex> = self
+            .vms
             .iter()
-            .filter(|(_, vm)| {
+            .filter(|(s, vm)| {
                 matches!(
                     vm,
                     Vm::Outgoing { .. }
@@ -96,10 +118,11 @@ impl Local {
                             resolving: false,
                             ..
                         }
-                )
+                ) || self.awaiting.contains_key(s)
             })
             .map(|(s, _)| *s)
-            .collect()
+            .collect();
+        m
     }
 
     fn running_msg(&self) -> Msg {
@@ -139,6 +162,9 @@ impl Local {
         msgs: &mut Vec<Msg>,
     ) {
         let s = cmd.service();
+        if matches!(cmd, Command::Stop { .. }) {
+            self.awaiting.remove(&s); // a stop ends any migration this node waited to start
+        }
         if self.busy(s) {
             self.queued.entry(s).or_default().push_back(cmd);
             return;
@@ -181,6 +207,7 @@ impl Local {
                         Vm::Incoming {
                             from,
                             resolving: false,
+                            ready: Ready::Waiting,
                         },
                     );
                     out.push(Action::PrepareIncoming { service: s, from });
@@ -198,6 +225,7 @@ impl Local {
         out: &mut Vec<Action>,
         msgs: &mut Vec<Msg>,
     ) {
+        self.awaiting.remove(&s);
         match self.vms.get(&s) {
             Some(Vm::Running { .. }) => {
                 self.vms.insert(s, Vm::Outgoing { to });
@@ -208,10 +236,22 @@ impl Local {
                 });
             }
             other => {
-                let on_source = other.is_some();
                 debug!(service = %s, ?other, "ready for a migration this node cannot start");
-                self.done(s, OpResult::MigrateFailed { on_source }, msgs);
+                self.migration_failed_here(s, msgs);
             }
+        }
+    }
+
+    /// A migration of `s` from here cannot happen. If the VM does not run here at all, it is
+    /// vm.sh's exit 7 (spec §4.4: the record stays, the next status check recovers it), so
+    /// the status failure follows at once.
+    fn migration_failed_here(&self, s: ServiceIndex, msgs: &mut Vec<Msg>) {
+        self.done(s, OpResult::MigrateFailed { on_source: true }, msgs);
+        if !self.vms.contains_key(&s) {
+            msgs.push(Msg::StatusFailed {
+                service: s,
+                running: self.running(),
+            });
         }
     }
 
@@ -253,18 +293,117 @@ impl Local {
         self.next_queued(now, true, out, msgs);
     }
 
-    /// `node` left the group: incoming VMs from it may or may not have arrived; ask.
-    pub(super) fn source_left(&mut self, node: NodeId, out: &mut Vec<Action>) {
+    /// `node` left the group: incoming VMs from it may or may not have arrived (ask), and
+    /// migrations to it that it never answered with `Ready` failed with the VM here.
+    pub(super) fn peer_left(&mut self, node: NodeId, out: &mut Vec<Action>, msgs: &mut Vec<Msg>) {
+        self.resolve_incoming(out, |_, from, _| from == node);
+        self.fail_awaiting(msgs, |_, to, _| to == node);
+    }
+
+    /// The coordinator asks this node to migrate `s` to `to`: wait for `to`'s `Ready`.
+    /// A target that is no longer a member never will be.
+    pub(super) fn expect_ready(
+        &mut self,
+        s: ServiceIndex,
+        to: NodeId,
+        target_member: bool,
+        msgs: &mut Vec<Msg>,
+    ) {
+        if target_member {
+            self.awaiting.insert(s, (to, Ready::Delivered));
+        } else {
+            self.migration_failed_here(s, msgs);
+        }
+    }
+
+    /// The target of a migration of `s` could not prepare: the VM stays here.
+    pub(super) fn prepare_failed(&mut self, s: ServiceIndex, msgs: &mut Vec<Msg>) {
+        if self.awaiting.remove(&s).is_some() {
+            msgs.push(self.running_msg());
+        }
+    }
+
+    fn fail_awaiting(
+        &mut self,
+        msgs: &mut Vec<Msg>,
+        lost: impl Fn(ServiceIndex, NodeId, Ready) -> bool,
+    ) {
+        let failed: Vec<ServiceIndex> = self
+            .awaiting
+            .iter()
+            .filter(|(s, (to, age))| lost(**s, *to, *age))
+            .map(|(s, _)| *s)
+            .collect();
+        for s in failed {
+            self.awaiting.remove(&s);
+            debug!(service = %s, "the migration target will never be ready; the VM stays here");
+            self.migration_failed_here(s, msgs);
+        }
+    }
+
+    /// This node's `Ready` for `s` was delivered back to it.
+    pub(super) fn ready_delivered(&mut self, s: ServiceIndex) {
+        if let Some(Vm::Incoming { ready, .. }) = self.vms.get_mut(&s) {
+            if *ready == Ready::Waiting {
+                *ready = Ready::Delivered;
+            }
+        }
+    }
+
+    /// A new round of reports begins.
+    pub(super) fn round_started(&mut self) {
+        let ages = self
+            .vms
+            .values_mut()
+            .filter_map(|vm| match vm {
+                Vm::Incoming { ready, .. } => Some(ready),
+                _ => None,
+            })
+            .chain(self.awaiting.values_mut().map(|(_, age)| age));
+        for age in ages {
+            if *age == Ready::Delivered {
+                *age = Ready::Old;
+            }
+        }
+    }
+
+    /// Every member reported in this round: a source whose report does not list the
+    /// migration under way missed our `Ready` in a view we did not share (or finished): ask
+    /// the shell whether the VM arrived instead of waiting forever.
+    /// Likewise a target that does not list the migration in this round never saw the
+    /// `Prepare` this node delivered before the round: the migration failed, the VM is here.
+    pub(super) fn round_complete(
+        &mut self,
+        peer_migrating: impl Fn(NodeId, ServiceIndex) -> bool,
+        out: &mut Vec<Action>,
+        msgs: &mut Vec<Msg>,
+    ) {
+        self.resolve_incoming(out, |s, from, ready| {
+            ready == Ready::Old && !peer_migrating(from, s)
+        });
+        self.fail_awaiting(msgs, |s, to, age| {
+            age == Ready::Old && !peer_migrating(to, s)
+        });
+    }
+
+    fn resolve_incoming(
+        &mut self,
+        out: &mut Vec<Action>,
+        lost: impl Fn(ServiceIndex, NodeId, Ready) -> bool,
+    ) {
         for (s, vm) in self.vms.iter_mut() {
             if let Vm::Incoming {
                 from,
                 resolving: false,
+                ready,
             } = *vm
             {
-                if from == node {
+                if lost(*s, from, ready) {
+                    debug!(service = %s, source = %from, "asking whether the incoming VM arrived");
                     *vm = Vm::Incoming {
                         from,
                         resolving: true,
+                        ready,
                     };
                     out.push(Action::CheckStatus { service: *s });
                 }

@@ -234,6 +234,32 @@ pub enum Action {
     },
 }
 
+/// What a member's report of the current round says about its table and its past.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct RoundReport {
+    synced: bool,
+    generation: u64,
+    /// The member's lineage (see [`Msg::Report`]).
+    lineage: u64,
+}
+
+/// Extends a lineage by one group view (FNV-1a over the view's fields; never 0, which
+/// means "no earlier view").
+fn extend_lineage(lineage: u64, gv: GroupViewId) -> u64 {
+    let mut h = lineage ^ 0xcbf2_9ce4_8422_2325;
+    let words = [
+        gv.view.epoch,
+        u64::from(gv.view.coordinator.0),
+        gv.view.incarnation,
+        gv.seq,
+    ];
+    for byte in words.iter().flat_map(|w| w.to_le_bytes()) {
+        h ^= u64::from(byte);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h | 1
+}
+
 /// One node's rgmanager protocol state: local executor, table replica and, on the
 /// coordinator, the engine.
 #[derive(Clone, Debug)]
@@ -245,10 +271,11 @@ pub struct Coordinator {
     // group
     gv: Option<GroupViewId>,
     members: BTreeSet<NodeId>,
-    /// Members of the previous group view (joiners are the difference).
-    prev_members: BTreeSet<NodeId>,
-    /// This round's reports: synced, table generation.
-    reports: BTreeMap<NodeId, (bool, u64)>,
+    /// The group views this node went through since the last round it finalized, hashed
+    /// (0: none yet). Members with equal lineages delivered the same messages since then.
+    lineage: u64,
+    /// This round's reports.
+    reports: BTreeMap<NodeId, RoundReport>,
     finalized: bool,
     latest: BTreeMap<NodeId, Vec<ServiceIndex>>,
     /// Members' unresolved incoming migrations (source left).
@@ -263,12 +290,18 @@ pub struct Coordinator {
     pending: BTreeMap<NodeId, PendingFence>,
     migrations: BTreeMap<ServiceIndex, (NodeId, NodeId)>,
     coordinator: Option<NodeId>,
-    /// The last coordinator chosen (kept after it leaves).
-    last_coordinator: Option<NodeId>,
+    /// Nodes that may have decided since this node last finalized a round: the coordinator
+    /// it chose then (or the sender of the table it adopted), and every member of a round
+    /// it did not finalize (another member may have, and become coordinator there).
+    deciders: BTreeSet<NodeId>,
     // coordinator only
     engine: Option<Engine>,
-    /// The engine was rebuilt and has not decided yet.
-    fresh: bool,
+    /// The engine is to be (re)built from the table and the members' latest messages when
+    /// the coordinator becomes ready, then republished.
+    rebuild: bool,
+    /// Members that came into this round from the group view this node came from: they
+    /// delivered what this node delivered there, so operations among them end normally.
+    reliable: BTreeSet<NodeId>,
     ready: bool,
     fenced_sent: BTreeSet<(NodeId, u64)>,
     // local
@@ -293,7 +326,7 @@ impl Coordinator {
             incarnations: BTreeMap::new(),
             gv: None,
             members: BTreeSet::new(),
-            prev_members: BTreeSet::new(),
+            lineage: 0,
             reports: BTreeMap::new(),
             finalized: false,
             latest: BTreeMap::new(),
@@ -306,9 +339,10 @@ impl Coordinator {
             pending: BTreeMap::new(),
             migrations: BTreeMap::new(),
             coordinator: None,
-            last_coordinator: None,
+            deciders: BTreeSet::new(),
             engine: None,
-            fresh: false,
+            rebuild: false,
+            reliable: BTreeSet::new(),
             ready: false,
             fenced_sent: BTreeSet::new(),
             local,
@@ -443,17 +477,12 @@ impl Coordinator {
             warn!("#1: Quorum Dissolved; stopping every local service");
             self.local.stop_all(now, out, &mut self.msgs);
             self.ready = false;
-            if let Some(e) = self.engine.as_mut() {
-                let mut scratch = Vec::new();
-                let members = e.members().clone();
-                e.handle(
-                    now,
-                    engine::Input::View {
-                        members,
-                        quorate: false,
-                    },
-                    &mut scratch,
-                );
+            self.pause_engine(now);
+            if self.engine.is_some() {
+                // Every member stops its VMs on its own now: no operation in flight ends the
+                // way the engine expects, so it is rebuilt from the reports, carrying none.
+                self.rebuild = true;
+                self.reliable.clear();
             }
         } else {
             info!("Quorum Regained");
@@ -477,7 +506,7 @@ impl Coordinator {
             self.latest.remove(&n);
             self.unresolved.remove(&n);
             self.migrating.remove(&n);
-            self.local.source_left(n, out);
+            self.local.peer_left(n, out, &mut self.msgs);
             if self.synced {
                 let incarnation = self.incarnations.get(&n).copied().unwrap_or(0);
                 self.pending.entry(n).or_insert(PendingFence {
@@ -499,13 +528,24 @@ impl Coordinator {
             }
             return;
         }
-        self.prev_members = std::mem::replace(&mut self.members, members);
-        self.gv = Some(gv);
+        if self.gv.is_some() && !self.finalized {
+            // The round ends unfinalized here; a member that saw every report of it chose
+            // a coordinator that may have decided (seed 5120: a partition cut the round).
+            self.deciders.extend(self.members.iter().copied());
+        }
+        self.members = members;
+        if let Some(old) = self.gv.replace(gv) {
+            self.lineage = extend_lineage(self.lineage, old);
+        }
         self.reports.clear();
         self.finalized = false;
         self.ready = false;
+        // Decisions wait for this round's reports (and, after a merge, the rebuilt engine).
+        self.pause_engine(now);
+        self.local.round_started();
         self.msgs.push(Msg::Report {
             gv,
+            lineage: self.lineage,
             incarnation: self.cfg.incarnation,
             synced: self.synced,
             generation: self.generation,
@@ -516,6 +556,25 @@ impl Coordinator {
         let _ = now;
     }
 
+    /// The engine decides nothing (no starts, no failback) until the coordinator is ready
+    /// again; operations in flight still end and stops still happen.
+    fn pause_engine(&mut self, now: Millis) {
+        if let Some(e) = self.engine.as_mut() {
+            if e.quorate() {
+                let members = e.members().clone();
+                let mut scratch = Vec::new();
+                e.handle(
+                    now,
+                    engine::Input::View {
+                        members,
+                        quorate: false,
+                    },
+                    &mut scratch,
+                );
+            }
+        }
+    }
+
     fn change_coordinator(&mut self, to: Option<NodeId>, out: &mut Vec<Action>) {
         if self.coordinator == to {
             return;
@@ -524,6 +583,7 @@ impl Coordinator {
         self.coordinator = to;
         if to != Some(self.cfg.me) {
             self.engine = None;
+            self.rebuild = false;
             self.ready = false;
             self.fenced_sent.clear();
         }
@@ -544,6 +604,7 @@ impl Coordinator {
         match m {
             Msg::Report {
                 gv,
+                lineage,
                 incarnation,
                 synced,
                 generation,
@@ -566,7 +627,14 @@ impl Coordinator {
                 if self.pending.remove(&from).is_some() {
                     debug!(node = %from, "a departed node reported again");
                 }
-                self.reports.insert(from, (synced, generation));
+                self.reports.insert(
+                    from,
+                    RoundReport {
+                        synced,
+                        generation,
+                        lineage,
+                    },
+                );
                 if !self.finalized && self.members.iter().all(|n| self.reports.contains_key(n)) {
                     self.finalize(now, out);
                 }
@@ -641,6 +709,9 @@ impl Coordinator {
                 if self.migrations.get(&service) == Some(&(source, from)) {
                     self.migrations.remove(&service);
                 }
+                if source == self.cfg.me {
+                    self.local.prepare_failed(service, &mut self.msgs);
+                }
                 if let Some(m) = self.migrating.get_mut(&from) {
                     m.retain(|x| *x != service);
                 }
@@ -660,7 +731,17 @@ impl Coordinator {
                 from: source,
                 uri,
             } => {
-                if member && source == self.cfg.me && self.cat.contains(service) {
+                if !member || !self.cat.contains(service) {
+                    return;
+                }
+                // The migration is under way from now on, whoever reported what before.
+                let m = self.migrating.entry(from).or_default();
+                if !m.contains(&service) {
+                    m.push(service);
+                }
+                if from == self.cfg.me {
+                    self.local.ready_delivered(service);
+                } else if source == self.cfg.me {
                     self.local.ready(service, from, uri, out, &mut self.msgs);
                 }
             }
@@ -751,6 +832,10 @@ impl Coordinator {
                     service, from, to, ..
                 } => {
                     self.migrations.insert(service, (from, to));
+                    if from == self.cfg.me {
+                        let member = self.members.contains(&to);
+                        self.local.expect_ready(service, to, member, &mut self.msgs);
+                    }
                 }
                 Command::Start { service, .. } | Command::Stop { service, .. } => {
                     self.migrations.remove(&service);
@@ -770,13 +855,24 @@ impl Coordinator {
     /// Every member's report of this group view is in: the same point on every member.
     fn finalize(&mut self, now: Millis, out: &mut Vec<Action>) {
         self.finalized = true;
+        let migrating = &self.migrating;
+        self.local.round_complete(
+            |n, s| migrating.get(&n).is_some_and(|m| m.contains(&s)),
+            out,
+            &mut self.msgs,
+        );
         // The newest table wins: a node that started cold on its own (never quorate) must
         // not replace what the others decided meanwhile.
-        let newest = self.reports.values().filter(|r| r.0).map(|r| r.1).max();
+        let newest = self
+            .reports
+            .values()
+            .filter(|r| r.synced)
+            .map(|r| r.generation)
+            .max();
         let synced: BTreeSet<NodeId> = self
             .reports
             .iter()
-            .filter(|(_, r)| r.0 && Some(r.1) == newest)
+            .filter(|(_, r)| r.synced && Some(r.generation) == newest)
             .map(|(n, _)| *n)
             .collect();
         let coordinator = match synced.first() {
@@ -786,36 +882,60 @@ impl Coordinator {
                 self.members.first().copied().unwrap_or(self.cfg.me)
             }
         };
-        if self.synced
-            && self
-                .last_coordinator
-                .is_some_and(|c| !self.members.contains(&c))
-        {
-            // The old coordinator died: commands it delivered to itself (or to other nodes
-            // that died with it) may never reach us, so any dead node may run anything.
-            // Decide nothing until every dead node is fenced.
+        if self.synced && self.deciders.iter().any(|c| !self.members.contains(c)) {
+            // A node that was (or may have been) coordinator died: commands it delivered to
+            // itself (or to other nodes that died with it) may never reach us, so any dead
+            // node may run anything. Decide nothing until every dead node is fenced.
             for p in self.pending.values_mut() {
                 p.cold = true;
             }
         }
-        self.last_coordinator = Some(coordinator);
+        self.deciders = BTreeSet::from([coordinator]);
         self.change_coordinator(Some(coordinator), out);
         if coordinator == self.cfg.me {
             // Members that join may come from a partition that decided (or just changed
             // records) on its own: rebuild from what everyone reports, and send the table
-            // to all so that the replicas agree again.
-            let merge = !self.members.is_subset(&self.prev_members);
+            // to all so that the replicas agree again. A member that comes from another
+            // group view than ours did not deliver what we sent at the end of ours (nor we
+            // what it sent): it may have missed commands, we may have missed its results
+            // (virtual synchrony only binds members that move between views together). A
+            // node paused through its own expulsion comes back into the same membership.
+            // A fresh joiner (no earlier view) missed nothing: the engine learns from its
+            // report what it runs, as from any member's.
+            let mine = self.lineage;
+            let together: BTreeSet<NodeId> = self
+                .reports
+                .iter()
+                .filter(|(_, r)| r.lineage != 0 && r.lineage == mine)
+                .map(|(n, _)| *n)
+                .collect();
+            // Reliable since the engine was last built: through every round until then.
+            self.reliable = if self.rebuild {
+                &self.reliable & &together
+            } else {
+                together
+            };
+            let merge = self
+                .reports
+                .values()
+                .any(|r| r.lineage != 0 && r.lineage != mine);
             if self.engine.is_none() || merge {
-                info!(gv = ?self.gv, merge, "building the engine from the table and the reports");
-                self.engine = Some(self.build_engine(now));
-                self.fresh = true;
+                info!(gv = ?self.gv, merge, "the engine is rebuilt from the table and the members' reports once migrations under way end");
+                self.rebuild = true;
             }
-            if merge || self.reports.values().any(|r| !r.0 || Some(r.1) != newest) {
+            if merge
+                || self
+                    .reports
+                    .values()
+                    .any(|r| !r.synced || Some(r.generation) != newest)
+            {
                 let t = self.table();
                 self.msgs.push(Msg::Table(t));
             }
             self.ask_all(out);
         }
+        // Every member finalizes here, at the same point of the order: lineages restart.
+        self.lineage = 0;
         self.maybe_ready(now, out);
     }
 
@@ -868,7 +988,7 @@ impl Coordinator {
             .collect();
         self.synced = true;
         self.generation = t.generation;
-        self.last_coordinator = Some(from);
+        self.deciders.insert(from);
         info!(node = %from, "service table received");
     }
 
@@ -908,7 +1028,7 @@ impl Coordinator {
 
     fn maybe_ready(&mut self, now: Millis, out: &mut Vec<Action>) {
         if self.ready
-            || self.engine.is_none()
+            || (self.engine.is_none() && !self.rebuild)
             || !self.quorate
             || !self.finalized
             || self.pending.values().any(|p| p.cold)
@@ -916,12 +1036,16 @@ impl Coordinator {
         {
             return;
         }
-        // A rebuilt engine knows no operation in flight: let migrations between live
-        // members end first (their Done says where the VM is).
-        if self.fresh && self.migrating.values().any(|v| !v.is_empty()) {
+        // A rebuilt engine knows no operation in flight but those it carries over: let
+        // migrations between live members end first (their messages say where the VM is).
+        if self.rebuild && self.migrating.values().any(|v| !v.is_empty()) {
             return;
         }
-        let republish = std::mem::take(&mut self.fresh);
+        let republish = std::mem::take(&mut self.rebuild);
+        if republish {
+            info!(gv = ?self.gv, reliable = ?self.reliable, "building the engine from the table and the members' latest reports");
+            self.engine = Some(self.build_engine(now));
+        }
         self.ready = true;
         self.generation += 1;
         info!(

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// The version byte every payload starts with.
-pub const PROTOCOL_VERSION: u8 = 1;
+pub const PROTOCOL_VERSION: u8 = 2;
 
 /// One group view of the `rgmanager` group: the cmand view it happened in and the
 /// sequence number of the join/leave that caused it (0 for a view change). Every member
@@ -165,6 +165,11 @@ pub enum Msg {
     Report {
         /// The group view it answers.
         gv: GroupViewId,
+        /// The group views the sender went through since the last round it finalized
+        /// (hashed; 0: none, it just joined). Members with the same lineage moved between
+        /// every view together and delivered the same messages; any other member may have
+        /// missed commands or results.
+        lineage: u64,
         /// The sender's cmand incarnation.
         incarnation: u64,
         /// Whether the sender holds the replicated table.
@@ -347,6 +352,7 @@ mod tests {
         vec![
             Msg::Report {
                 gv: gv(),
+                lineage: 0x1234_5678_9abc_def1,
                 incarnation: 7,
                 synced: true,
                 generation: 3,

@@ -1,8 +1,12 @@
-//! A new coordinator builds its engine from the replicated table and the members' reports.
+//! A new coordinator builds its engine from the replicated table and the members' latest
+//! messages, once migrations under way have ended.
 //!
-//! Operations in flight are not replicated, so every record is brought to a settled state.
 //! A coordinator rebuilding its own engine (after a merge) starts from its engine's
-//! records, which include decisions not yet delivered back:
+//! records, which include decisions not yet delivered back, and carries over every
+//! operation in flight among *reliable* members (those that came into the round from the
+//! group view it came from: their results arrive), with its recovery episode and holds,
+//! and every restart counter. Other operations in flight are not replicated, so every
+//! other record is brought to a settled state:
 //!
 //! | the service is ... | restored as |
 //! |---|---|
@@ -26,8 +30,17 @@ impl Coordinator {
     pub(super) fn build_engine(&self, now: Millis) -> Engine {
         let mut e = Engine::new(self.cat.clone());
         let mut ghosts = BTreeSet::new();
+        let mut carried = Vec::new();
         for s in self.cat.indexes() {
             let i = s.0 as usize;
+            if self
+                .engine
+                .as_ref()
+                .is_some_and(|old| old.in_flight_among(s, &self.reliable))
+            {
+                carried.push(s);
+                continue;
+            }
             // A rebuilding coordinator knows what it decided, delivered or not.
             let (rec, intent) = match &self.engine {
                 Some(old) => (old.record(s).clone(), *old.intent(s)),
@@ -77,6 +90,12 @@ impl Coordinator {
             },
             &mut scratch,
         );
+        if let Some(old) = &self.engine {
+            for s in carried {
+                e.carry(old, s);
+            }
+            e.carry_counters(old);
+        }
         e
     }
 

@@ -30,6 +30,8 @@ struct World {
     replies: Vec<(NodeId, u64, i32)>,
     /// Hold migrations (answer Prepared but do not finish MigrateOut).
     hold_migrations: bool,
+    /// Leave PrepareIncoming unanswered.
+    hold_prepares: bool,
     held: Vec<(NodeId, ServiceIndex, NodeId)>,
 }
 
@@ -60,6 +62,7 @@ impl World {
             asked: Vec::new(),
             replies: Vec::new(),
             hold_migrations: false,
+            hold_prepares: false,
             held: Vec::new(),
         }
     }
@@ -96,6 +99,7 @@ impl World {
                         },
                     );
                 }
+                Action::PrepareIncoming { .. } if self.hold_prepares => {}
                 Action::PrepareIncoming { service, .. } => self.input(
                     me,
                     Input::VmDone {
@@ -183,6 +187,45 @@ impl World {
             for m in self.group.clone() {
                 self.input(
                     m,
+                    Input::Deliver {
+                        from,
+                        payload: p.clone(),
+                    },
+                );
+            }
+        }
+    }
+
+    /// Delivers in one order among `members` only (a view the others are not in); messages
+    /// of anyone else belong to another view and are dropped.
+    fn settle_among(&mut self, members: &[u32]) {
+        let members: Vec<NodeId> = members.iter().map(|&i| n(i)).collect();
+        while let Some((from, p)) = self.wire.pop_front() {
+            if !members.contains(&from) {
+                continue;
+            }
+            for &m in &members {
+                self.input(
+                    m,
+                    Input::Deliver {
+                        from,
+                        payload: p.clone(),
+                    },
+                );
+            }
+        }
+    }
+
+    /// Delivers every queued message, whoever sent it, to `members` only (the others lose
+    /// them: a partition in the middle of the order).
+    fn deliver_to(&mut self, members: &[u32]) {
+        let mut budget = 10_000;
+        while let Some((from, p)) = self.wire.pop_front() {
+            budget -= 1;
+            assert!(budget > 0, "message storm");
+            for &m in members {
+                self.input(
+                    n(m),
                     Input::Deliver {
                         from,
                         payload: p.clone(),
@@ -324,10 +367,8 @@ fn a_new_coordinator_keeps_waiting_for_the_fencing_the_old_one_waited_for() {
     assert!(!w.node(2).is_deciding());
     w.input(n(2), Input::FenceEvent);
     w.answer_fencing(true);
-    // Deciding now; the restored hold asks fenced once more before node 3's VM restarts.
+    // Both fenced: the engine is built now, without holds, and node 3's VM restarts.
     assert!(w.node(2).is_deciding());
-    assert!(w.hosts(s).is_empty());
-    w.answer_fencing(true);
     assert_eq!(w.hosts(s), vec![n(2)]);
 }
 
@@ -503,4 +544,260 @@ fn garbage_payloads_change_nothing() {
     }
     w.settle();
     assert_eq!(w.node(2).record(S).cloned(), before);
+}
+
+#[test]
+fn a_coordinator_paused_through_its_expulsion_rebuilds_when_the_other_side_returns() {
+    // Seed 220 of the simulator: node 1 (coordinator) is paused, node 2 goes on alone in a
+    // view of its own (inquorate: it stops its VMs). Node 1 resumes still believing in the
+    // old view and orders a migration from node 2 that only node 1 delivers. When both
+    // share a view again nothing in the group membership changed for node 1: only the
+    // reports' previous views show that node 2 missed the command.
+    let mut w = formed(2, 2);
+    let on2 = (0..2)
+        .map(ServiceIndex)
+        .find(|s| w.hosts(*s) == vec![n(2)])
+        .expect("a VM on node 2");
+    let v2 = ViewId {
+        epoch: w.epoch + 1,
+        coordinator: n(2),
+        incarnation: 1,
+    };
+    w.epoch += 1;
+    for input in [
+        Input::ViewInstalled {
+            view: v2,
+            members: vec![(n(2), 1)],
+        },
+        Input::GroupView {
+            view: v2,
+            seq: 0,
+            members: vec![n(2)],
+        },
+        Input::Quorum { quorate: false },
+    ] {
+        w.input(n(2), input);
+    }
+    w.settle_among(&[2]);
+    assert!(w.hosts(on2).is_empty(), "stopped by the quorum loss");
+    w.input(
+        n(1),
+        Input::Admin {
+            id: 1,
+            service: on2,
+            request: Request::Migrate { target: n(1) },
+        },
+    );
+    w.settle_among(&[1]);
+    assert_eq!(w.replies, vec![(n(1), 1, 0)], "accepted in the stale view");
+    w.set_group(&[1, 2]);
+    w.quorum(&[2], true);
+    w.now = Millis(5000);
+    for m in [1, 2] {
+        w.input(n(m), Input::Tick);
+    }
+    w.settle();
+    assert!(w.node(1).is_deciding());
+    for s in (0..2).map(ServiceIndex) {
+        assert_eq!(w.hosts(s).len(), 1, "{s} runs once: {:?}", w.truth);
+        let owner = w.hosts(s)[0];
+        for m in [1, 2] {
+            let r = w.node(m).record(s).cloned().expect("record");
+            assert_eq!((r.state, r.owner), (ServiceState::Started, Some(owner)));
+        }
+    }
+}
+
+#[test]
+fn a_migration_whose_target_dies_before_it_is_ready_leaves_the_vm_on_the_source() {
+    let mut w = formed(3, 1);
+    let src = w.hosts(S)[0];
+    let dst = if src == n(3) { n(2) } else { n(3) };
+    w.hold_prepares = true;
+    w.input(
+        n(1),
+        Input::Admin {
+            id: 1,
+            service: S,
+            request: Request::Migrate { target: dst },
+        },
+    );
+    w.settle();
+    let survivors: Vec<u32> = [1, 2, 3].into_iter().filter(|&i| n(i) != dst).collect();
+    w.crash(dst.0, &survivors);
+    assert_eq!(w.hosts(S), vec![src]);
+    let c = survivors[0];
+    let r = w.node(c).record(S).cloned().expect("record");
+    assert_eq!((r.state, r.owner), (ServiceState::Started, Some(src)));
+    // Nothing is left in flight: the service takes requests again.
+    let other = n(survivors
+        .iter()
+        .copied()
+        .find(|&i| n(i) != src)
+        .expect("a third node"));
+    w.hold_prepares = false;
+    w.input(
+        n(c),
+        Input::Admin {
+            id: 2,
+            service: S,
+            request: Request::Migrate { target: other },
+        },
+    );
+    w.settle();
+    assert_eq!(w.hosts(S), vec![other]);
+}
+
+#[test]
+fn a_node_that_did_not_finalize_a_round_waits_for_the_fencing_of_every_member_that_may_have_decided(
+) {
+    // Seed 5120 (two_node): both nodes report in view 1, but a partition lets only node 1
+    // deliver both reports. Node 1 coordinates and starts VMs; node 2 never learns that.
+    let mut w = World::new(2, 2);
+    // Each started alone first (inquorate, two_node waiting for its peer): both hold the
+    // table of a cold start.
+    for m in [1, 2] {
+        let alone = ViewId {
+            epoch: u64::from(m) * 10,
+            coordinator: n(m),
+            incarnation: 1,
+        };
+        w.input(
+            n(m),
+            Input::ViewInstalled {
+                view: alone,
+                members: vec![(n(m), 1)],
+            },
+        );
+        w.input(
+            n(m),
+            Input::GroupView {
+                view: alone,
+                seq: 0,
+                members: vec![n(m)],
+            },
+        );
+        w.settle_among(&[m]);
+        assert!(w.node(m).synced());
+    }
+    w.group = vec![n(1), n(2)];
+    let v1 = ViewId {
+        epoch: 30,
+        coordinator: n(1),
+        incarnation: 1,
+    };
+    for m in [1, 2] {
+        for input in [
+            Input::ViewInstalled {
+                view: v1,
+                members: vec![(n(1), 1), (n(2), 1)],
+            },
+            Input::GroupView {
+                view: v1,
+                seq: 0,
+                members: vec![n(1), n(2)],
+            },
+            Input::Quorum { quorate: true },
+        ] {
+            w.input(n(m), input);
+        }
+    }
+    // Node 1's report reaches both (node 2 forgets its cold-start wait for node 1), node
+    // 2's own report reaches node 1 only.
+    let (from, first) = w.wire.pop_front().expect("node 1's report");
+    assert_eq!(from, n(1));
+    for m in [1, 2] {
+        w.input(
+            n(m),
+            Input::Deliver {
+                from,
+                payload: first.clone(),
+            },
+        );
+    }
+    w.deliver_to(&[1]);
+    assert!(w.node(1).is_deciding());
+    assert!(!w.node(2).is_deciding(), "node 2 saw no report of node 1");
+    assert_ne!(w.node(2).coordinator(), Some(n(1)));
+    let on1: Vec<ServiceIndex> = (0..2)
+        .map(ServiceIndex)
+        .filter(|s| w.hosts(*s) == vec![n(1)])
+        .collect();
+    assert!(!on1.is_empty(), "node 1 started VMs: {:?}", w.truth);
+    // Node 2 alone, quorate (two_node): node 1 may run anything.
+    let v2 = ViewId {
+        epoch: 31,
+        coordinator: n(2),
+        incarnation: 1,
+    };
+    w.group = vec![n(2)];
+    for input in [
+        Input::ViewInstalled {
+            view: v2,
+            members: vec![(n(2), 1)],
+        },
+        Input::GroupView {
+            view: v2,
+            seq: 0,
+            members: vec![n(2)],
+        },
+    ] {
+        w.input(n(2), input);
+    }
+    w.settle_among(&[2]);
+    assert_eq!(w.node(2).coordinator(), Some(n(2)));
+    assert!(!w.node(2).is_deciding(), "decided before node 1 was fenced");
+    for s in &on1 {
+        assert_eq!(w.hosts(*s), vec![n(1)], "started twice");
+    }
+    // Fenced: node 1's VMs are gone, node 2 takes everything.
+    w.truth.values_mut().for_each(|t| {
+        t.remove(&n(1));
+    });
+    w.answer_fencing(true);
+    w.settle_among(&[2]);
+    assert!(w.node(2).is_deciding());
+    for s in (0..2).map(ServiceIndex) {
+        assert_eq!(w.hosts(s), vec![n(2)]);
+    }
+}
+
+#[test]
+fn a_fresh_joiner_does_not_disturb_a_migration_under_way() {
+    // Seed 785: node 3 restarts and joins while vm:0 migrates between nodes 1 and 2; the
+    // coordinator keeps its engine, so the migration's result is not taken for a stale one.
+    let mut w = formed(3, 1);
+    w.crash(3, &[1, 2]);
+    w.answer_fencing(true);
+    let cat = w.node(3).catalog().clone();
+    let cfg = CoordConfig {
+        me: n(3),
+        incarnation: 2,
+        nodes: vec![n(1), n(2), n(3)],
+        status_interval_ms: 1000,
+    };
+    w.nodes.insert(n(3), Coordinator::new(cfg, cat));
+    w.input(n(3), Input::Quorum { quorate: true });
+    let src = w.hosts(S)[0];
+    let dst = if src == n(1) { n(2) } else { n(1) };
+    w.hold_migrations = true;
+    w.input(
+        n(1),
+        Input::Admin {
+            id: 1,
+            service: S,
+            request: Request::Migrate { target: dst },
+        },
+    );
+    w.settle();
+    assert_eq!(w.held, vec![(src, S, dst)]);
+    w.set_group(&[1, 2, 3]);
+    w.finish_migration(src, S, dst, true);
+    w.settle();
+    assert_eq!(w.hosts(S), vec![dst], "{:?}", w.truth);
+    for m in [1, 2, 3] {
+        let r = w.node(m).record(S).cloned().expect("record");
+        assert_eq!((r.state, r.owner), (ServiceState::Started, Some(dst)));
+    }
+    assert!(w.nodes[&dst].local_running().contains(&S));
 }
