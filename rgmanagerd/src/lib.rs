@@ -5,5 +5,6 @@
 //!   and a plain QEMU format).
 
 pub mod driver;
+pub mod resources;
 pub mod tools;
 pub mod vmdef;
