@@ -369,6 +369,14 @@ impl Engine {
         }
     }
 
+    /// `s` may also run on the dead `node` (a restored table names it as a migration
+    /// target): it starts nowhere until `node` is fenced (F1).
+    pub fn hold_for_fencing(&mut self, s: ServiceIndex, node: NodeId) {
+        if self.cat.contains(s) && !self.fenced.contains(&node) {
+            self.add_hold(s, Hold::Fence(node));
+        }
+    }
+
     /// Whether the operation in flight on `s` (if any) involves only nodes of `nodes`.
     pub fn in_flight_among(&self, s: ServiceIndex, nodes: &BTreeSet<NodeId>) -> bool {
         match self.work.get(s.0 as usize).and_then(|w| w.pending) {

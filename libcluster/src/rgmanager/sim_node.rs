@@ -461,9 +461,12 @@ impl RgSimNode {
                     }
                 }
                 Op::Stop(s) => {
-                    if let Some(m) = self.hv.borrow_mut().running.get_mut(&s) {
+                    let mut hv = self.hv.borrow_mut();
+                    if let Some(m) = hv.running.get_mut(&s) {
                         m.remove(&me);
                     }
+                    hv.incoming.remove(&(s, me));
+                    drop(hv);
                     ctx.emit(RgSimEvent::VmDown { service: s });
                     (s, VmResult::Stopped)
                 }

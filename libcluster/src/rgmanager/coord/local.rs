@@ -183,9 +183,11 @@ impl Local {
             },
             Command::Stop { .. } => match self.vms.get(&s) {
                 Some(Vm::Incoming { .. }) => {
-                    self.vms.remove(&s);
+                    // The VM may have arrived already (the source's Done still on its way:
+                    // seed 25250): drop the incoming side and stop whatever runs.
                     out.push(Action::AbortIncoming { service: s });
-                    self.done(s, OpResult::Stopped, msgs);
+                    self.vms.insert(s, Vm::Stopping);
+                    out.push(Action::StopVm { service: s });
                 }
                 _ => {
                     // Stop even when nothing is known to run: stopping an absent VM succeeds,

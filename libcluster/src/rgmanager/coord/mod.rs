@@ -299,11 +299,15 @@ pub struct Coordinator {
     /// The engine is to be (re)built from the table and the members' latest messages when
     /// the coordinator becomes ready, then republished.
     rebuild: bool,
+    /// The incarnation of every member as of the engine's last quorate view.
+    engine_incarnations: BTreeMap<NodeId, u64>,
     /// Members that came into this round from the group view this node came from: they
     /// delivered what this node delivered there, so operations among them end normally.
     reliable: BTreeSet<NodeId>,
     ready: bool,
     fenced_sent: BTreeSet<(NodeId, u64)>,
+    /// The parts of a table received so far (sender, table).
+    table_parts: Option<(NodeId, Table)>,
     // local
     local: Local,
     requests: BTreeSet<u64>,
@@ -342,9 +346,11 @@ impl Coordinator {
             deciders: BTreeSet::new(),
             engine: None,
             rebuild: false,
+            engine_incarnations: BTreeMap::new(),
             reliable: BTreeSet::new(),
             ready: false,
             fenced_sent: BTreeSet::new(),
+            table_parts: None,
             local,
             requests: BTreeSet::new(),
             msgs: Vec::new(),
@@ -772,15 +778,17 @@ impl Coordinator {
                 self.feed(now, engine::Input::Fenced { node }, out);
                 self.maybe_ready(now, out);
             }
-            Msg::Table(t) => {
-                if from == self.cfg.me || Some(t.gv) != self.gv || !member {
+            Msg::Table(part) => {
+                if from == self.cfg.me || Some(part.gv) != self.gv || !member {
                     return;
                 }
                 if !self.is_coordinator(from) {
                     return;
                 }
-                self.adopt(t, from);
-                self.maybe_ready(now, out);
+                if let Some(t) = self.assemble(from, part) {
+                    self.adopt(t, from);
+                    self.maybe_ready(now, out);
+                }
             }
             Msg::Request {
                 origin,
@@ -929,8 +937,8 @@ impl Coordinator {
                     .values()
                     .any(|r| !r.synced || Some(r.generation) != newest)
             {
-                let t = self.table();
-                self.msgs.push(Msg::Table(t));
+                let parts = self.table().split();
+                self.msgs.extend(parts.into_iter().map(Msg::Table));
             }
             self.ask_all(out);
         }
@@ -965,6 +973,28 @@ impl Coordinator {
             }
         }
         self.synced = true;
+    }
+
+    /// Collects the parts of a table from `from`; the whole table once the last arrived.
+    fn assemble(&mut self, from: NodeId, part: Table) -> Option<Table> {
+        if part.first == 0 {
+            self.table_parts = Some((from, part));
+        } else {
+            let follows = match &mut self.table_parts {
+                Some((f, acc)) if *f == from => acc.join(part),
+                _ => false,
+            };
+            if !follows {
+                warn!(node = %from, "a part of the service table out of order ignored");
+                self.table_parts = None;
+                return None;
+            }
+        }
+        if self.table_parts.as_ref().is_some_and(|(_, t)| t.complete()) {
+            self.table_parts.take().map(|(_, t)| t)
+        } else {
+            None
+        }
     }
 
     fn adopt(&mut self, t: Table, from: NodeId) {
@@ -1008,6 +1038,8 @@ impl Coordinator {
             .collect();
         Table {
             generation: self.generation,
+            total: u32::try_from(self.cat.len()).unwrap_or(u32::MAX),
+            first: 0,
             gv: self.gv.unwrap_or(GroupViewId {
                 view: ViewId {
                     epoch: 0,
@@ -1067,12 +1099,32 @@ impl Coordinator {
                 .collect(),
             _ => Vec::new(),
         };
-        self.msgs.push(Msg::Decisions {
-            generation: self.generation,
-            records,
-            commands: Vec::new(),
-        });
+        self.msgs
+            .extend(Msg::decisions(self.generation, records, Vec::new()));
         let members = self.members.clone();
+        // A member that restarted since the engine last saw it (no view of the engine went
+        // without it: seed 24328) lost whatever ran there: the engine sees it leave first.
+        let restarted: BTreeSet<NodeId> = members
+            .iter()
+            .copied()
+            .filter(|n| {
+                self.engine_incarnations
+                    .get(n)
+                    .is_some_and(|i| Some(i) != self.incarnations.get(n))
+            })
+            .collect();
+        if !restarted.is_empty() {
+            info!(nodes = ?restarted, "members restarted since the last decisions");
+            let without = &members - &restarted;
+            self.feed(
+                now,
+                engine::Input::View {
+                    members: without,
+                    quorate: false,
+                },
+                out,
+            );
+        }
         self.feed(
             now,
             engine::Input::View {
@@ -1081,6 +1133,10 @@ impl Coordinator {
             },
             out,
         );
+        self.engine_incarnations = members
+            .iter()
+            .map(|n| (*n, self.incarnations.get(n).copied().unwrap_or(0)))
+            .collect();
         for n in members {
             self.feed_report(now, n, out);
         }
@@ -1132,11 +1188,8 @@ impl Coordinator {
             }
         }
         if !records.is_empty() || !commands.is_empty() {
-            self.msgs.push(Msg::Decisions {
-                generation: self.generation,
-                records,
-                commands,
-            });
+            self.msgs
+                .extend(Msg::decisions(self.generation, records, commands));
         }
         for n in ask {
             self.ask(n, out);

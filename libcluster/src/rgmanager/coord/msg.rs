@@ -11,10 +11,15 @@ use crate::membership::ViewId;
 use crate::wire::body;
 use crate::NodeId;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// The version byte every payload starts with.
 pub const PROTOCOL_VERSION: u8 = 2;
+
+/// What one message may carry: cmand's group payload limit less room for the message's own
+/// fields. The table and large decision rounds are split to fit.
+pub const CHUNK_BYTES: usize = crate::membership::MAX_PAYLOAD - 1024;
 
 /// One group view of the `rgmanager` group: the cmand view it happened in and the
 /// sequence number of the join/leave that caused it (0 for a view change). Every member
@@ -88,19 +93,124 @@ pub struct PendingFence {
     pub cold: bool,
 }
 
-/// The whole replicated table, sent by the coordinator to members that joined.
+/// The replicated table, or one part of it: the coordinator sends it to members that lack
+/// it, in as many consecutive parts as it needs ([`Table::split`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Table {
     /// The group view it answers; ignored in any other.
     pub gv: GroupViewId,
     /// Its generation.
     pub generation: u64,
-    /// Every service's record and intent, by index.
+    /// How many services the whole table has.
+    pub total: u32,
+    /// The index of this part's first record.
+    pub first: u32,
+    /// Records and intents of services `first..first + records.len()`.
     pub records: Vec<(ServiceRecord, Intent)>,
-    /// Dead nodes waiting for fencing.
+    /// Dead nodes waiting for fencing (first part only).
     pub pending: Vec<(NodeId, PendingFence)>,
-    /// Migrations under way: service, source, target.
+    /// Migrations under way: service, source, target (first part only).
     pub migrations: Vec<(ServiceIndex, NodeId, NodeId)>,
+}
+
+impl Table {
+    /// The table in parts of at most [`CHUNK_BYTES`] each, in order.
+    pub fn split(self) -> Vec<Table> {
+        let mut parts = Vec::new();
+        let mut part = Table {
+            records: Vec::new(),
+            ..self.clone()
+        };
+        let mut size = body::encode(&part).len();
+        for (i, r) in self.records.into_iter().enumerate() {
+            let n = body::encode(&r).len();
+            if size + n > CHUNK_BYTES && !part.records.is_empty() {
+                let next = Table {
+                    first: u32::try_from(i).unwrap_or(u32::MAX),
+                    records: Vec::new(),
+                    pending: Vec::new(),
+                    migrations: Vec::new(),
+                    ..part.clone()
+                };
+                parts.push(std::mem::replace(&mut part, next));
+                size = body::encode(&part).len();
+            }
+            part.records.push(r);
+            size += n;
+        }
+        parts.push(part);
+        parts
+    }
+
+    /// Appends the next part (`false` if it does not follow this one: another view,
+    /// generation, or a gap).
+    pub fn join(&mut self, next: Table) -> bool {
+        let follows = next.gv == self.gv
+            && next.generation == self.generation
+            && next.total == self.total
+            && usize::try_from(next.first).is_ok_and(|f| f == self.records.len());
+        if follows {
+            self.records.extend(next.records);
+        }
+        follows
+    }
+
+    /// Whether every part arrived.
+    pub fn complete(&self) -> bool {
+        usize::try_from(self.total).is_ok_and(|t| self.records.len() >= t)
+    }
+}
+
+impl Msg {
+    /// A decision round in as many [`Msg::Decisions`] as it needs (at least one): the
+    /// record changes and commands of one service always travel in the same message, in
+    /// their order, so every member sees both or neither.
+    pub fn decisions(
+        generation: u64,
+        records: Vec<RecordUpdate>,
+        commands: Vec<Command>,
+    ) -> Vec<Msg> {
+        let mut by_service: BTreeMap<ServiceIndex, (Vec<RecordUpdate>, Vec<Command>, usize)> =
+            BTreeMap::new();
+        for r in records {
+            let e = by_service.entry(r.service).or_default();
+            e.2 += body::encode(&r).len();
+            e.0.push(r);
+        }
+        for c in commands {
+            let e = by_service.entry(c.service()).or_default();
+            e.2 += body::encode(&c).len();
+            e.1.push(c);
+        }
+        let base = Msg::Decisions {
+            generation,
+            records: Vec::new(),
+            commands: Vec::new(),
+        }
+        .encode()
+        .len();
+        let mut out = Vec::new();
+        let (mut records, mut commands, mut size) = (Vec::new(), Vec::new(), base);
+        for (_, (rs, cs, n)) in by_service {
+            if size + n > CHUNK_BYTES && !(records.is_empty() && commands.is_empty()) {
+                out.push(Msg::Decisions {
+                    generation,
+                    records: std::mem::take(&mut records),
+                    commands: std::mem::take(&mut commands),
+                });
+                size = base;
+            }
+            records.extend(rs);
+            commands.extend(cs);
+            size += n;
+        }
+        out.push(Msg::Decisions {
+            generation,
+            records,
+            commands,
+        });
+        out
+    }
 }
 
 /// A `clusvcadm` request as it travels (mirror of [`Request`]).
@@ -386,6 +496,8 @@ mod tests {
             Msg::Table(Table {
                 gv: gv(),
                 generation: 2,
+                total: 1,
+                first: 0,
                 records: vec![(ServiceRecord::new(), Intent::initial(false))],
                 pending: vec![(
                     NodeId(4),
@@ -451,6 +563,109 @@ mod tests {
         ] {
             assert_eq!(Request::from(AdminRequest::from(r)), r);
         }
+    }
+
+    fn big_table(services: u32) -> Table {
+        let mut rec = ServiceRecord::new();
+        rec.owner = Some(NodeId(7));
+        rec.transition = Some(crate::Millis(1_234_567_890));
+        Table {
+            gv: gv(),
+            generation: 9,
+            total: services,
+            first: 0,
+            records: (0..services)
+                .map(|_| (rec.clone(), Intent::initial(true)))
+                .collect(),
+            pending: vec![(
+                NodeId(4),
+                PendingFence {
+                    incarnation: 2,
+                    cold: false,
+                },
+            )],
+            migrations: vec![(ServiceIndex(3), NodeId(1), NodeId(2))],
+        }
+    }
+
+    #[test]
+    fn a_large_table_travels_in_parts_that_fit_and_join_back() {
+        let whole = big_table(10_000);
+        let parts = whole.clone().split();
+        assert!(parts.len() > 5, "{} parts", parts.len());
+        for p in &parts {
+            let len = Msg::Table(p.clone()).encode().len();
+            assert!(len <= crate::membership::MAX_PAYLOAD, "{len} bytes");
+        }
+        assert!(parts[1..].iter().all(|p| p.pending.is_empty()));
+        let mut it = parts.into_iter();
+        let mut acc = it.next().expect("a first part");
+        for p in it {
+            assert!(!acc.complete());
+            assert!(acc.join(p));
+        }
+        assert!(acc.complete());
+        assert_eq!(acc, whole);
+        assert_eq!(
+            big_table(3).split(),
+            vec![big_table(3)],
+            "a small table is one part"
+        );
+    }
+
+    #[test]
+    fn a_part_that_does_not_follow_is_refused() {
+        let parts = big_table(5_000).split();
+        let mut acc = parts[0].clone();
+        assert!(!acc.join(parts[2].clone()), "a gap");
+        let mut other = parts[1].clone();
+        other.generation += 1;
+        assert!(!acc.join(other), "another generation");
+        assert!(acc.join(parts[1].clone()));
+    }
+
+    #[test]
+    fn a_large_decision_round_is_split_by_service() {
+        let records: Vec<RecordUpdate> = (0..10_000)
+            .map(|i| RecordUpdate {
+                service: ServiceIndex(i),
+                record: ServiceRecord::new(),
+                intent: Intent::initial(true),
+            })
+            .collect();
+        let commands: Vec<Command> = (0..10_000)
+            .map(|i| Command::Start {
+                service: ServiceIndex(i),
+                node: NodeId(1 + i % 32),
+            })
+            .collect();
+        let msgs = Msg::decisions(5, records, commands);
+        assert!(msgs.len() > 5, "{} messages", msgs.len());
+        let (mut nr, mut nc) = (0, 0);
+        for m in &msgs {
+            assert!(m.encode().len() <= crate::membership::MAX_PAYLOAD);
+            let Msg::Decisions {
+                generation,
+                records,
+                commands,
+            } = m
+            else {
+                panic!("not decisions: {m:?}");
+            };
+            assert_eq!(*generation, 5);
+            // A service's record and its command travel together.
+            let rs: Vec<ServiceIndex> = records.iter().map(|r| r.service).collect();
+            let cs: Vec<ServiceIndex> = commands.iter().map(|c| c.service()).collect();
+            assert_eq!(rs, cs);
+            nr += records.len();
+            nc += commands.len();
+        }
+        assert_eq!((nr, nc), (10_000, 10_000));
+        assert_eq!(
+            Msg::decisions(5, vec![], vec![]).len(),
+            1,
+            "a bare generation bump"
+        );
     }
 
     proptest! {

@@ -11,7 +11,7 @@
 //! | the service is ... | restored as |
 //! |---|---|
 //! | reported by a live member | `started` there (a second reporter gets a duplicate stop) |
-//! | possibly on a dead, unfenced node (owner, migration target, or last owner of a service stopped because that node died) | `started` on that node, which is then lost: `stopped` + wait for its fencing (F1) |
+//! | possibly on a dead, unfenced node (owner, migration target, or last owner of a service stopped because that node died) | `started` on that node, which is then lost: `stopped` + wait for its fencing (F1), and for every other such node's |
 //! | owned by a live member that does not report it (yet) | `started` there: a command may be on its way; the owner checks the republished table |
 //! | owned by a dead, fenced node | `stopped` (or `disabled`), last owner kept |
 //! | anything else | as replicated |
@@ -30,6 +30,7 @@ impl Coordinator {
     pub(super) fn build_engine(&self, now: Millis) -> Engine {
         let mut e = Engine::new(self.cat.clone());
         let mut ghosts = BTreeSet::new();
+        let mut also = Vec::new();
         let mut carried = Vec::new();
         for s in self.cat.indexes() {
             let i = s.0 as usize;
@@ -48,9 +49,12 @@ impl Coordinator {
             };
             let restored = match self.reporter(s) {
                 Some(n) => started_on(&rec, n),
-                None => match self.ghost_location(s, &rec) {
-                    Some(g) => {
+                None => match self.ghost_locations(s, &rec).split_first() {
+                    Some((&g, others)) => {
+                        // Restored on one dead node; held for the others' fencing too (a
+                        // migration between two nodes that both died: seed 14415).
                         ghosts.insert(g);
+                        also.extend(others.iter().map(|&o| (s, o)));
                         started_on(&rec, g)
                     }
                     // An operation may be on its way to a live owner whose report predates
@@ -90,6 +94,9 @@ impl Coordinator {
             },
             &mut scratch,
         );
+        for (s, node) in also {
+            e.hold_for_fencing(s, node);
+        }
         if let Some(old) = &self.engine {
             for s in carried {
                 e.carry(old, s);
@@ -107,8 +114,8 @@ impl Coordinator {
             .find(|n| self.latest.get(n).is_some_and(|r| r.contains(&s)))
     }
 
-    /// A dead, unfenced node `s` may still run on.
-    fn ghost_location(&self, s: ServiceIndex, rec: &ServiceRecord) -> Option<NodeId> {
+    /// The dead, unfenced nodes `s` may still run on.
+    fn ghost_locations(&self, s: ServiceIndex, rec: &ServiceRecord) -> Vec<NodeId> {
         let dead = |n: &NodeId| self.pending.contains_key(n) && !self.members.contains(n);
         let mut possible = Vec::new();
         if rec.state.occupies_owner() {
@@ -123,7 +130,9 @@ impl Coordinator {
         ) {
             possible.extend(rec.last_owner);
         }
-        possible.into_iter().find(dead)
+        possible.retain(dead);
+        possible.dedup();
+        possible
     }
 }
 

@@ -78,7 +78,14 @@ impl World {
     fn act(&mut self, me: NodeId, out: Vec<Action>) {
         for a in out {
             match a {
-                Action::Send(p) => self.wire.push_back((me, p)),
+                Action::Send(p) => {
+                    assert!(
+                        p.len() <= crate::membership::MAX_PAYLOAD,
+                        "a {}-byte group message",
+                        p.len()
+                    );
+                    self.wire.push_back((me, p))
+                }
                 Action::StartVm { service } => {
                     self.truth.entry(service).or_default().insert(me);
                     self.input(
@@ -800,4 +807,30 @@ fn a_fresh_joiner_does_not_disturb_a_migration_under_way() {
         assert_eq!((r.state, r.owner), (ServiceState::Started, Some(dst)));
     }
     assert!(w.nodes[&dst].local_running().contains(&S));
+}
+
+#[test]
+fn two_thousand_services_are_placed_and_a_joiner_gets_the_whole_table_in_parts() {
+    // The table and the first decision round are far above one group message (16 KiB).
+    let mut w = formed(3, 2000);
+    for s in (0..2000).map(ServiceIndex) {
+        assert_eq!(w.hosts(s).len(), 1, "{s} placed once");
+    }
+    w.crash(3, &[1, 2]);
+    w.answer_fencing(true);
+    let cat = w.node(3).catalog().clone();
+    let cfg = CoordConfig {
+        me: n(3),
+        incarnation: 2,
+        nodes: vec![n(1), n(2), n(3)],
+        status_interval_ms: 1000,
+    };
+    w.nodes.insert(n(3), Coordinator::new(cfg, cat));
+    w.input(n(3), Input::Quorum { quorate: true });
+    w.set_group(&[1, 2, 3]);
+    assert!(w.node(3).synced(), "the whole table arrived");
+    for s in (0..2000).map(ServiceIndex) {
+        assert_eq!(w.node(3).record(s), w.node(1).record(s));
+        assert_eq!(w.hosts(s).len(), 1);
+    }
 }
