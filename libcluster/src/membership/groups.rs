@@ -222,7 +222,14 @@ impl Membership {
             return false;
         };
         let key = (entry.origin, entry.origin_inc);
-        let next = *s.next_local.entry(key).or_insert(low);
+        // `low` is the lowest id the origin still has pending: anything below was delivered
+        // to it already (an old view's flush can deliver its later message while an earlier
+        // one, held by nobody, is resubmitted here), so the sequencer waits for none of them.
+        let next = {
+            let n = s.next_local.entry(key).or_insert(low);
+            *n = (*n).max(low);
+            *n
+        };
         if entry.local_id != next {
             return entry.local_id < next; // a duplicate is done; a gap waits for a resend
         }

@@ -704,6 +704,46 @@ fn config_updates_reach_every_member_and_lagging_joiners() {
 }
 
 #[test]
+fn the_sequencer_skips_ids_its_origin_no_longer_holds() {
+    // Simulator seed 47290: a member came back from a view nobody else shared. That view's
+    // flush delivered its own local id 27 (it held the ordered copy) but not 26 (nobody
+    // did), so 26 is resubmitted and ordered here, then 28 follows with low = 28. Waiting
+    // for 27, which its origin no longer has, stalled every later message of that member.
+    let mut lab = Lab::new(2);
+    lab.request(1, ClientRequest::GroupJoin { group: "g".into() });
+    lab.request(2, ClientRequest::GroupJoin { group: "g".into() });
+    lab.run_until(Millis(2000));
+    let view = lab.view_of(1).expect("a view").0;
+    assert_eq!(lab.members(1), vec![1, 2]);
+    let data = |local_id: u64, low: u64, byte: u8| Input::Message {
+        from: NodeId(2),
+        incarnation: 1,
+        msg: Msg::Data {
+            view,
+            low,
+            entry: Entry {
+                origin: NodeId(2),
+                origin_inc: 1,
+                local_id,
+                body: Body::Message {
+                    group: "g".into(),
+                    payload: vec![byte],
+                },
+            },
+        },
+    };
+    lab.input(1, data(126, 126, 26));
+    lab.input(1, data(128, 128, 28));
+    lab.run_until(Millis(2500));
+    let got: Vec<Vec<u8>> = lab
+        .delivered(1, Some(view))
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
+    assert!(got.ends_with(&[vec![26], vec![28]]), "{got:?}");
+}
+
+#[test]
 fn malformed_and_unknown_messages_change_nothing() {
     let mut lab = Lab::new(2);
     lab.run_until(Millis(2000));
