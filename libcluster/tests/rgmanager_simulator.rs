@@ -244,7 +244,7 @@ fn f1(hv: SharedHypervisor) -> impl FnMut(&View) -> Result<(), String> {
 /// The deciding coordinator's view of the table, if there is one.
 fn deciding(v: &View) -> Option<&Coordinator> {
     v.up()
-        .map(|(_, node)| node.coordinator())
+        .filter_map(|(_, node)| node.coordinator())
         .find(|c| c.is_deciding())
 }
 
@@ -281,7 +281,17 @@ fn dump(v: &View, hv: &SharedHypervisor) -> String {
             s += &format!("  node {}: {:?}\n", x.id, x.status);
             continue;
         };
-        let c = node.coordinator();
+        let Some(c) = node.coordinator() else {
+            s += &format!(
+                "  node {}@{} {:?}: rgmanagerd stopped; view {:?} group {:?}\n",
+                x.id,
+                x.incarnation,
+                x.status,
+                node.membership().view().map(|(_, m)| m.to_vec()),
+                node.membership().group_members("rgmanager"),
+            );
+            continue;
+        };
         s += &format!(
             "  node {}@{} {:?}: view {:?} group {:?} quorate {:?} coord {:?} deciding {} synced {} local {:?} pending {:?}\n",
             x.id,
@@ -366,6 +376,23 @@ fn scenario(seed: u64, count: u32, two_node: bool) -> Result<Outcome, String> {
             sim.input(at, n(to), RgSimInput::KillVm(s));
         }
     }
+    // rgmanagerd alone stops (handing its services over, or killed with its VMs left
+    // running) and starts again, adopting what runs there; nodes get locked and unlocked.
+    for _ in 0..rng.random_range(0..3) {
+        let at = Millis(rng.random_range(4000..SAFETY_MS));
+        let to = n(rng.random_range(1..=count));
+        let graceful = rng.random_bool(0.5);
+        sim.input(at, to, RgSimInput::StopRg { graceful });
+        let back = at.plus(rng.random_range(300..8000));
+        sim.input(back, to, RgSimInput::StartRg);
+    }
+    for _ in 0..rng.random_range(0..2) {
+        let at = Millis(rng.random_range(4000..SAFETY_MS));
+        let to = n(rng.random_range(1..=count));
+        sim.input(at, to, RgSimInput::Lock(true));
+        let later = at.plus(rng.random_range(300..8000));
+        sim.input(later, to, RgSimInput::Lock(false));
+    }
     let fail = |e: &dyn std::fmt::Display, sim: &Sim<RgSimNode>| {
         format!(
             "{e}\n{}\nreplay: {}",
@@ -375,6 +402,11 @@ fn scenario(seed: u64, count: u32, two_node: bool) -> Result<Outcome, String> {
     };
     sim.run_to(schedule.heal_at).map_err(|e| fail(&e, &sim))?;
     let heal = schedule.heal_at;
+    // After the heal every rgmanagerd runs and no node is locked.
+    for to in 1..=count {
+        sim.input(heal, n(to), RgSimInput::StartRg);
+        sim.input(heal, n(to), RgSimInput::Lock(false));
+    }
     let mut admin_restarts = 0;
     let mut next_enable = heal.plus(5000);
     loop {
@@ -404,12 +436,17 @@ fn scenario(seed: u64, count: u32, two_node: bool) -> Result<Outcome, String> {
                 power_offs: count_ev(&|e| matches!(e, RgSimEvent::PowerOff { .. })),
             });
         }
-        // After the heal the administrator unfreezes and enables everything now and then.
+        // After the heal the administrator unfreezes and enables everything now and then,
+        // and (re)starts any rgmanagerd a fault left stopped.
         if sim.now() >= next_enable {
             next_enable = sim.now().plus(5000);
+            let now = sim.now();
+            for to in 1..=count {
+                sim.input(now, n(to), RgSimInput::StartRg);
+                sim.input(now, n(to), RgSimInput::Lock(false));
+            }
             let target = sim.view().up().map(|(i, _)| i).next();
             if let Some(to) = target {
-                let now = sim.now();
                 for s in 0..SERVICES {
                     id += 1;
                     sim.input(

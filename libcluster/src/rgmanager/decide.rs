@@ -77,6 +77,8 @@ impl Engine {
                 };
                 if !enabled {
                     self.stop(now, s, owner, StopCause::Disable, out);
+                } else if self.leaving.contains(&owner) {
+                    self.evacuate(now, s, owner, out);
                 } else if !self.dependency_met(s) {
                     info!(service = %self.cat.service(s).name, "stopping service: dependency missing");
                     self.stop(now, s, owner, StopCause::DependencyMissing, out);
@@ -101,11 +103,35 @@ impl Engine {
         }
     }
 
+    /// The owner's rgmanagerd is shutting down (it hands its services over, as DESIGN.md
+    /// asks): a VM migrates live to the best other node that may run it, anything else is
+    /// relocated (stopped, then started there); with nowhere to go it is stopped.
+    fn evacuate(&mut self, now: Millis, s: ServiceIndex, owner: NodeId, out: &mut Vec<Action>) {
+        let target = if self.cat.service(s).migratory {
+            let dv = self.view(s);
+            let q = TargetQuery {
+                dom: dv.as_ref(),
+                exclusive: self.cat.service(s).exclusive,
+                running: None,
+                exclude: Some(owner),
+                min: Score::Good,
+            };
+            best_target(&q, self.startable_members(), |n| self.load(n))
+        } else {
+            None
+        };
+        info!(service = %self.cat.service(s).name, from = %owner, to = ?target, "handing over a service of a member that shuts down");
+        match target {
+            Some(t) => self.migrate(now, s, owner, t, out),
+            None => self.stop(now, s, owner, StopCause::Relocate { to: None }, out),
+        }
+    }
+
     /// `consider_start` (§2.5): the least loaded node scoring BEST that the exclusive rule
     /// allows.
     fn auto_target(&self, s: ServiceIndex) -> Option<NodeId> {
         if let Some(n) = self.work[s.0 as usize].stuck {
-            return self.members.contains(&n).then_some(n);
+            return self.startable(n).then_some(n);
         }
         let dv = self.view(s);
         let q = TargetQuery {
@@ -115,7 +141,7 @@ impl Engine {
             exclude: None,
             min: Score::Best,
         };
-        best_target(&q, self.members.iter().copied(), |n| self.load(n))
+        best_target(&q, self.startable_members(), |n| self.load(n))
     }
 
     /// A start target for a user request: the preferred node if legal, else the best other
@@ -128,7 +154,7 @@ impl Engine {
     ) -> Option<NodeId> {
         if let Some(n) = self.work[s.0 as usize].stuck {
             // A failed stop left resources there: start it nowhere else.
-            return self.members.contains(&n).then_some(n);
+            return self.startable(n).then_some(n);
         }
         if let Some(t) = preferred {
             if Some(t) != exclude && self.legal(s, t) {
@@ -143,7 +169,7 @@ impl Engine {
             exclude,
             min: Score::Good,
         };
-        best_target(&q, self.members.iter().copied(), |n| self.load(n))
+        best_target(&q, self.startable_members(), |n| self.load(n))
     }
 
     /// The recovery policy for a `recovering` service (§3.3).
@@ -168,7 +194,7 @@ impl Engine {
             Phase::Fresh => {
                 let policy = self.cat.service(s).recovery;
                 match recovery_step(policy, &mut self.counters[i], now) {
-                    RecoveryStep::RestartInPlace if self.members.contains(&ep.origin) => {
+                    RecoveryStep::RestartInPlace if self.startable(ep.origin) => {
                         ep.phase = Phase::Restarting;
                         let origin = ep.origin;
                         self.work[i].episode = Some(ep);
@@ -234,7 +260,7 @@ impl Engine {
                 self.work[i].episode = Some(ep);
                 self.start(now, s, t, StartCause::Recovery, out);
             }
-            None if self.members.contains(&ep.origin) && !ep.tried.contains(&ep.origin) => {
+            None if self.startable(ep.origin) && !ep.tried.contains(&ep.origin) => {
                 warn!(service = %self.cat.service(s).name, "#70: failed to relocate; restarting locally");
                 ep.phase = Phase::LastResort;
                 let origin = ep.origin;
@@ -296,7 +322,7 @@ impl Engine {
             exclude: Some(node),
             min,
         };
-        best_target(&q, self.members.iter().copied(), |n| self.load(n)).map(|t| (s, node, t))
+        best_target(&q, self.startable_members(), |n| self.load(n)).map(|t| (s, node, t))
     }
 
     fn carry_out_failback(

@@ -97,6 +97,20 @@ pub enum Input {
         /// The services it runs now.
         running: Vec<ServiceIndex>,
     },
+    /// `node`'s rgmanagerd shuts down: its services are handed over, nothing new goes
+    /// there, and it leaves once it runs nothing.
+    Leaving {
+        /// The member.
+        node: NodeId,
+    },
+    /// `node` was locked or unlocked (`clusvcadm -l` / `-u` there): nothing starts on a
+    /// locked node.
+    Locked {
+        /// The member.
+        node: NodeId,
+        /// Locked now.
+        locked: bool,
+    },
     /// A node finished an operation the engine asked for.
     Done {
         /// The service.
@@ -236,6 +250,10 @@ pub struct Engine {
     pub(super) duplicates: BTreeSet<(ServiceIndex, NodeId)>,
     pub(super) dirty: BTreeSet<ServiceIndex>,
     pub(super) failback_due: bool,
+    /// Members whose rgmanagerd shuts down.
+    pub(super) leaving: BTreeSet<NodeId>,
+    /// Members locked by `clusvcadm -l`.
+    pub(super) locked: BTreeSet<NodeId>,
     /// Services busy when a node joined: their failback is judged when the operation ends.
     pub(super) failback_later: BTreeSet<ServiceIndex>,
     /// Smallest online priority per domain (see [`DomainView`]).
@@ -272,6 +290,8 @@ impl Engine {
             duplicates: BTreeSet::new(),
             dirty: catalog.indexes().collect(),
             failback_due: false,
+            leaving: BTreeSet::new(),
+            locked: BTreeSet::new(),
             failback_later: BTreeSet::new(),
             tops,
             cat: catalog,
@@ -377,6 +397,18 @@ impl Engine {
         }
     }
 
+    /// Whether services may start on `node`: an online member, not locked, not shutting
+    /// down.
+    pub fn startable(&self, node: NodeId) -> bool {
+        self.members.contains(&node)
+            && !self.leaving.contains(&node)
+            && !self.locked.contains(&node)
+    }
+
+    pub(super) fn startable_members(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.members.iter().copied().filter(|n| self.startable(*n))
+    }
+
     /// Whether the operation in flight on `s` (if any) involves only nodes of `nodes`.
     pub fn in_flight_among(&self, s: ServiceIndex, nodes: &BTreeSet<NodeId>) -> bool {
         match self.work.get(s.0 as usize).and_then(|w| w.pending) {
@@ -427,6 +459,25 @@ impl Engine {
         match input {
             Input::View { members, quorate } => self.on_view(now, members, quorate, out),
             Input::Fenced { node } => self.on_fenced(node),
+            Input::Leaving { node } => {
+                if self.members.contains(&node) && self.leaving.insert(node) {
+                    let here: Vec<ServiceIndex> = self.on_node(node).collect();
+                    self.dirty.extend(here);
+                }
+            }
+            Input::Locked { node, locked } => {
+                if locked {
+                    self.locked.insert(node);
+                } else if self.locked.remove(&node) {
+                    // Services that found no node may start there now.
+                    for (i, r) in self.records.iter().enumerate() {
+                        if matches!(r.state, ServiceState::Stopped | ServiceState::Uninitialized) {
+                            self.work[i].parked = false;
+                            self.dirty.insert(ServiceIndex(i as u32));
+                        }
+                    }
+                }
+            }
             Input::Report { node, running } => self.on_report(now, node, running, out),
             Input::Done {
                 service,

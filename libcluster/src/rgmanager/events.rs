@@ -23,6 +23,10 @@ impl Engine {
         for n in &joined {
             self.fenced.remove(n);
         }
+        for n in &gone {
+            self.leaving.remove(n);
+            self.locked.remove(n);
+        }
         let members = &self.members;
         self.tops = self
             .cat
@@ -364,7 +368,7 @@ impl Engine {
             }
             StopCause::Restart => {
                 self.settle(now, s, Some(node), ServiceState::Stopped, out);
-                if self.members.contains(&node) {
+                if self.startable(node) {
                     self.start(now, s, node, StartCause::User, out);
                 }
             }
@@ -373,9 +377,7 @@ impl Engine {
                 match self.user_target(s, to, Some(node)) {
                     Some(t) => self.start(now, s, t, StartCause::User, out),
                     // Nowhere else: back on the original owner (RG_ERELO).
-                    None if self.members.contains(&node) => {
-                        self.start(now, s, node, StartCause::User, out)
-                    }
+                    None if self.startable(node) => self.start(now, s, node, StartCause::User, out),
                     None => {}
                 }
             }
@@ -396,7 +398,7 @@ impl Engine {
 
     /// Whether `node` is online, allowed by the domain and by the exclusive rule for `s`.
     pub(super) fn legal(&self, s: ServiceIndex, node: NodeId) -> bool {
-        let online = self.members.contains(&node);
+        let online = self.startable(node);
         let dv = self.view(s);
         score(dv.as_ref(), node, online, None) >= Score::Good
             && exclusive_allows(self.cat.service(s).exclusive, self.load(node))

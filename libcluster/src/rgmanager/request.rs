@@ -82,6 +82,11 @@ pub enum RequestError {
     /// Its last owner died and is not fenced yet (`RG_EFENCE`): starting it anywhere could
     /// run it twice (F1).
     FencePending,
+    /// The target is locked by `clusvcadm -l` or its rgmanagerd shuts down (`RG_EAGAIN`).
+    Locked {
+        /// The target.
+        node: NodeId,
+    },
 }
 
 impl RequestError {
@@ -91,7 +96,7 @@ impl RequestError {
             RequestError::NoService { .. } => -4,
             RequestError::NoQuorum => -9,
             RequestError::Frozen => -11,
-            RequestError::Busy { .. } => -6,
+            RequestError::Busy { .. } | RequestError::Locked { .. } => -6,
             RequestError::Refused { .. } | RequestError::NowhereToRun => -1,
             RequestError::AlreadyRunning { .. } => -10,
             RequestError::Invalid => -8,
@@ -126,6 +131,12 @@ impl fmt::Display for RequestError {
             RequestError::NowhereToRun => write!(f, "no member can run the service"),
             RequestError::FencePending => {
                 write!(f, "fencing of its last owner is pending; try again later")
+            }
+            RequestError::Locked { node } => {
+                write!(
+                    f,
+                    "node {node} takes no services now (locked or shutting down); try again"
+                )
             }
         }
     }
@@ -194,6 +205,9 @@ impl Engine {
                     if !self.members.contains(&t) {
                         return Err(RequestError::NodeDown { node: t });
                     }
+                    if !self.startable(t) {
+                        return Err(RequestError::Locked { node: t });
+                    }
                 }
                 if !self.dependency_met(s) {
                     return Err(RequestError::Dependency);
@@ -245,6 +259,9 @@ impl Engine {
                     if !self.members.contains(&t) {
                         return Err(RequestError::NodeDown { node: t });
                     }
+                    if Some(t) != owner && !self.startable(t) {
+                        return Err(RequestError::Locked { node: t });
+                    }
                     if Some(t) != owner && !self.legal(s, t) {
                         return Err(RequestError::Dependency);
                     }
@@ -270,6 +287,9 @@ impl Engine {
                 }
                 if !self.members.contains(&target) {
                     return Err(RequestError::NodeDown { node: target });
+                }
+                if Some(target) != owner && !self.startable(target) {
+                    return Err(RequestError::Locked { node: target });
                 }
                 let (ServiceState::Started, Some(o)) = (state, owner) else {
                     return Err(match state {

@@ -15,7 +15,8 @@
 //! incarnation are void, and a reboot clears them). A status check reads the truth.
 
 use super::catalog::ServiceIndex;
-use super::coord::{self, Coordinator, VmResult, GROUP};
+use super::coord::{self, CoordConfig, Coordinator, VmResult, GROUP};
+use super::Catalog;
 use crate::fence::{self, Domain, FenceSettings, NodeEntry, SwitchConfig};
 use crate::ipc::fence::{FenceState, DOMAIN_GROUP};
 use crate::membership::{self, ClientRequest, Frame, Membership};
@@ -25,6 +26,9 @@ use rand::Rng;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
+
+/// How long a graceful rgmanagerd stop may hand services over before it stops them itself.
+const RG_PATIENCE_MS: u64 = 20_000;
 
 /// The simulated hypervisors of the whole cluster: the truth the invariants read.
 #[derive(Clone, Debug, Default)]
@@ -90,6 +94,16 @@ pub enum RgSimInput {
     },
     /// The VM dies on its own (if it runs here).
     KillVm(ServiceIndex),
+    /// rgmanagerd stops: gracefully (SIGTERM: it hands its services over, then leaves the
+    /// group) or killed (the VMs it ran keep running; cmand drops it from the group).
+    StopRg {
+        /// SIGTERM rather than SIGKILL.
+        graceful: bool,
+    },
+    /// rgmanagerd starts again (if stopped): it adopts what runs here and joins.
+    StartRg,
+    /// `clusvcadm -l` (`true`) or `-u` (`false`) on this node.
+    Lock(bool),
 }
 
 /// What the invariants read.
@@ -157,7 +171,11 @@ struct Agent {
 pub struct RgSimNode {
     core: Membership,
     domain: Domain,
-    coord: Coordinator,
+    coord: Option<Coordinator>,
+    /// What a fresh rgmanagerd of this node is made from.
+    rg_template: (CoordConfig, Catalog),
+    /// A graceful stop that still runs at this time is forced (the shell's patience).
+    rg_patience: Option<Millis>,
     hv: SharedHypervisor,
     hv_cfg: HvConfig,
     switch: SwitchConfig,
@@ -183,10 +201,13 @@ impl RgSimNode {
     ) -> RgSimNode {
         hv.borrow_mut().boot(core.me());
         let domain = Domain::new(core.me(), nodes, settings);
+        let rg_template = (coord.config().clone(), coord.catalog().clone());
         RgSimNode {
             core,
             domain,
-            coord,
+            coord: Some(coord),
+            rg_template,
+            rg_patience: None,
             hv,
             hv_cfg,
             switch,
@@ -210,9 +231,9 @@ impl RgSimNode {
         &self.domain
     }
 
-    /// rgmanagerd's core.
-    pub fn coordinator(&self) -> &Coordinator {
-        &self.coord
+    /// rgmanagerd's core, while rgmanagerd runs.
+    pub fn coordinator(&self) -> Option<&Coordinator> {
+        self.coord.as_ref()
     }
 
     fn unix_s(now: Millis) -> i64 {
@@ -234,7 +255,50 @@ impl RgSimNode {
     }
 
     fn rg(&mut self, now: Millis, input: coord::Input) {
-        self.coord.handle(now, input, &mut self.out_c);
+        if let Some(c) = self.coord.as_mut() {
+            c.handle(now, input, &mut self.out_c);
+        }
+    }
+
+    /// rgmanagerd goes away: cmand drops it from the group; VM operations it started go on
+    /// at the hypervisor, their results reach nobody.
+    fn rg_gone(&mut self, ctx: &mut Ctx<'_, Self>) {
+        if self.coord.take().is_some() {
+            self.rg_patience = None;
+            self.out_c.clear();
+            let group = GROUP.to_string();
+            self.request(ctx, ClientRequest::GroupLeave { group });
+        }
+    }
+
+    /// rgmanagerd starts: what the hypervisor runs here is adopted, then it joins with the
+    /// current view and quorum, as the daemon's shell does.
+    fn rg_start(&mut self, ctx: &mut Ctx<'_, Self>) {
+        if self.coord.is_some() {
+            return;
+        }
+        let (mut cfg, cat) = self.rg_template.clone();
+        cfg.incarnation = self.core.incarnation();
+        let mut c = Coordinator::new(cfg, cat);
+        let here: Vec<ServiceIndex> = self.truth_here(ctx.me).into_iter().collect();
+        c.adopt_running(ctx.now, &here);
+        if let Some((view, members)) = self.core.view() {
+            let members = members.to_vec();
+            c.handle(
+                ctx.now,
+                coord::Input::ViewInstalled { view, members },
+                &mut self.out_c,
+            );
+        }
+        if let Some(q) = self.core.quorum() {
+            c.handle(
+                ctx.now,
+                coord::Input::Quorum { quorate: q.quorate },
+                &mut self.out_c,
+            );
+        }
+        c.start(&mut self.out_c);
+        self.coord = Some(c);
     }
 
     fn quiet(&self) -> bool {
@@ -430,6 +494,7 @@ impl RgSimNode {
                 );
             }
             coord::Action::Reply { id, code } => ctx.emit(RgSimEvent::Reply { id, code }),
+            coord::Action::Exit => self.rg_gone(ctx),
         }
     }
 
@@ -563,7 +628,9 @@ impl sim::Process for RgSimNode {
         self.core
             .handle(ctx.now, ctx.rng, membership::Input::Tick, &mut self.out_m);
         self.fence(ctx.now, fence::Input::Join);
-        self.coord.start(&mut self.out_c);
+        if let Some(c) = self.coord.as_mut() {
+            c.start(&mut self.out_c);
+        }
         self.pump(ctx);
     }
 
@@ -606,6 +673,15 @@ impl sim::Process for RgSimNode {
                     ctx.emit(RgSimEvent::VmDown { service: s });
                 }
             }
+            RgSimInput::StopRg { graceful: false } => self.rg_gone(ctx),
+            RgSimInput::StopRg { graceful: true } => {
+                if self.coord.is_some() && self.rg_patience.is_none() {
+                    self.rg_patience = Some(ctx.now.plus(RG_PATIENCE_MS));
+                    self.rg(ctx.now, coord::Input::Shutdown { hand_off: true });
+                }
+            }
+            RgSimInput::StartRg => self.rg_start(ctx),
+            RgSimInput::Lock(locked) => self.rg(ctx.now, coord::Input::Lock { locked }),
         }
         self.pump(ctx);
     }
@@ -622,8 +698,17 @@ impl sim::Process for RgSimNode {
         if self.domain.next_deadline().is_some_and(|d| d <= now) {
             self.fence(now, fence::Input::Tick);
         }
-        if self.coord.next_deadline().is_some_and(|d| d <= now) {
+        if self
+            .coord
+            .as_ref()
+            .and_then(Coordinator::next_deadline)
+            .is_some_and(|d| d <= now)
+        {
             self.rg(now, coord::Input::Tick);
+        }
+        if self.rg_patience.is_some_and(|d| d <= now) {
+            self.rg_patience = None;
+            self.rg(now, coord::Input::Shutdown { hand_off: false });
         }
         self.run_agents(ctx);
         self.run_ops(ctx);
@@ -636,7 +721,8 @@ impl sim::Process for RgSimNode {
         }
         let m = self.core.next_deadline();
         let m = (m != Millis(u64::MAX)).then_some(m);
-        [m, self.domain.next_deadline(), self.coord.next_deadline()]
+        let c = self.coord.as_ref().and_then(Coordinator::next_deadline);
+        [m, self.domain.next_deadline(), c, self.rg_patience]
             .into_iter()
             .chain(self.agents.iter().map(|g| Some(g.at)))
             .chain(self.ops.iter().map(|o| Some(o.0)))

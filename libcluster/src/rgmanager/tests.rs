@@ -361,6 +361,101 @@ fn a_second_running_copy_is_stopped() {
 }
 
 #[test]
+fn a_member_that_shuts_down_hands_its_services_over() {
+    // DESIGN.md: rgmanagerd hands off services at shutdown. VMs migrate live, other
+    // services relocate, a restricted one with nowhere else to go stops; a frozen one stays.
+    let only1 = ordered_domain("only1", &[(1, 1)], true, false);
+    let mut plain = ServiceDef::new("service:web");
+    plain.domain = None;
+    let cat = Catalog::new(
+        vec![only1],
+        vec![
+            vm("vm:a", None),
+            plain,
+            vm("vm:pinned", Some("only1")),
+            vm("vm:frozen", None),
+        ],
+    );
+    let mut w = World::new(cat, &[1, 2, 3]);
+    let (a, web, pinned, frozen) = (
+        w.sid("vm:a"),
+        w.sid("service:web"),
+        w.sid("vm:pinned"),
+        w.sid("vm:frozen"),
+    );
+    for s in [a, web, frozen] {
+        if w.owner(s) != Some(n(1)) {
+            w.request(s, Request::Relocate { target: Some(n(1)) })
+                .unwrap();
+        }
+    }
+    w.request(frozen, Request::Freeze).unwrap();
+    assert!([a, web, pinned, frozen]
+        .iter()
+        .all(|&s| w.owner(s) == Some(n(1))));
+    w.input(Input::Leaving { node: n(1) });
+    assert!(w.actions.iter().any(
+        |x| matches!(x, Action::Migrate { service, from, .. } if *service == a && *from == n(1))
+    ));
+    assert_ne!(w.owner(a), Some(n(1)));
+    assert_eq!(w.state(a), ServiceState::Started);
+    assert_eq!(w.state(web), ServiceState::Started);
+    assert_ne!(w.owner(web), Some(n(1)), "relocated by stop and start");
+    assert_eq!(
+        w.state(pinned),
+        ServiceState::Stopped,
+        "restricted to node 1"
+    );
+    assert_eq!(
+        (w.state(frozen), w.owner(frozen)),
+        (ServiceState::Started, Some(n(1)))
+    );
+    // Nothing new goes to the leaving node.
+    assert_eq!(
+        w.request(web, Request::Relocate { target: Some(n(1)) }),
+        Err(RequestError::Locked { node: n(1) })
+    );
+    w.kill(1);
+    w.join(1);
+    assert_eq!(w.owner(pinned), Some(n(1)), "back when node 1 returns");
+}
+
+#[test]
+fn nothing_starts_on_a_locked_node_until_it_is_unlocked() {
+    // clusvcadm -l: "prevents resource groups from starting on the local node".
+    let only2 = ordered_domain("only2", &[(2, 1)], true, false);
+    let cat = Catalog::new(
+        vec![only2],
+        vec![vm("vm:a", Some("only2")), vm("vm:b", None)],
+    );
+    let mut w = World::new(cat, &[1]);
+    let (a, b) = (w.sid("vm:a"), w.sid("vm:b"));
+    w.input(Input::Locked {
+        node: n(2),
+        locked: true,
+    });
+    w.join(2);
+    assert_eq!(w.state(a), ServiceState::Stopped, "its only node is locked");
+    assert_eq!(w.owner(b), Some(n(1)));
+    assert_eq!(
+        w.request(b, Request::Migrate { target: n(2) }),
+        Err(RequestError::Locked { node: n(2) })
+    );
+    assert_eq!(
+        w.request(a, Request::Enable { target: Some(n(2)) }),
+        Err(RequestError::Locked { node: n(2) })
+    );
+    w.input(Input::Locked {
+        node: n(2),
+        locked: false,
+    });
+    assert_eq!(
+        (w.state(a), w.owner(a)),
+        (ServiceState::Started, Some(n(2)))
+    );
+}
+
+#[test]
 fn nothing_starts_a_service_while_a_second_copy_is_being_stopped() {
     // R1 (simulator seeds 785, 1767, 2467): a copy reported on another node is being
     // stopped when the owner says it does not run the service; its recovery waits for that

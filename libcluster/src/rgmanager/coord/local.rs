@@ -65,6 +65,10 @@ pub(super) struct Local {
     /// `Ready`, the migration can only fail here, and must, if the target leaves or never
     /// saw the `Prepare`.
     awaiting: BTreeMap<ServiceIndex, (NodeId, Ready)>,
+    /// `clusvcadm -l` here: starts and incoming migrations are refused.
+    pub(super) locked: bool,
+    /// rgmanagerd shuts down: likewise.
+    pub(super) leaving: bool,
 }
 
 impl Local {
@@ -75,7 +79,41 @@ impl Local {
             vms: BTreeMap::new(),
             queued: BTreeMap::new(),
             awaiting: BTreeMap::new(),
+            locked: false,
+            leaving: false,
         }
+    }
+
+    /// Why this node takes no start or incoming migration now, if it takes none.
+    fn refusal(&self, quorate: bool) -> Option<&'static str> {
+        if !quorate {
+            Some("no quorum")
+        } else if self.leaving {
+            Some("rgmanagerd shuts down")
+        } else if self.locked {
+            Some("locked")
+        } else {
+            None
+        }
+    }
+
+    /// A VM found running here when rgmanagerd started (re-adopted, not started again).
+    pub(super) fn adopt(&mut self, now: Millis, s: ServiceIndex) {
+        self.vms.entry(s).or_insert(Vm::Running {
+            next_check: now.plus(self.interval_ms),
+            checking: false,
+        });
+    }
+
+    /// Whether nothing runs or is under way here but the services `keep` names, which
+    /// already run.
+    pub(super) fn idle_but(&self, keep: impl Fn(ServiceIndex) -> bool) -> bool {
+        self.queued.is_empty()
+            && self.awaiting.is_empty()
+            && self
+                .vms
+                .iter()
+                .all(|(s, vm)| keep(*s) && matches!(vm, Vm::Running { .. }))
     }
 
     /// Everything that may run here (not incoming migrations).
@@ -172,8 +210,9 @@ impl Local {
         match cmd {
             Command::Start { .. } => match self.vms.get(&s) {
                 Some(Vm::Running { .. }) => self.done(s, OpResult::Started, msgs),
-                _ if !quorate => {
-                    warn!(service = %s, "start refused: no quorum");
+                _ if self.refusal(quorate).is_some() => {
+                    let why = self.refusal(quorate).unwrap_or_default();
+                    warn!(service = %s, why, "start refused");
                     self.done(s, OpResult::StartFailed, msgs);
                 }
                 _ => {
@@ -197,7 +236,7 @@ impl Local {
                 }
             },
             Command::Prepare { from, .. } => {
-                if !quorate || self.vms.contains_key(&s) {
+                if self.refusal(quorate).is_some() || self.vms.contains_key(&s) {
                     msgs.push(Msg::PrepareFailed {
                         service: s,
                         from,
@@ -551,7 +590,18 @@ impl Local {
 
     /// Quorum lost: stop every local VM without touching the table (§3.7).
     pub(super) fn stop_all(&mut self, now: Millis, out: &mut Vec<Action>, msgs: &mut Vec<Msg>) {
-        let all: Vec<ServiceIndex> = self.vms.keys().copied().collect();
+        self.stop_all_but(now, |_| false, out, msgs);
+    }
+
+    /// Stops every local VM but those `keep` names (frozen ones at a shutdown, §3.7).
+    pub(super) fn stop_all_but(
+        &mut self,
+        now: Millis,
+        keep: impl Fn(ServiceIndex) -> bool,
+        out: &mut Vec<Action>,
+        msgs: &mut Vec<Msg>,
+    ) {
+        let all: Vec<ServiceIndex> = self.vms.keys().copied().filter(|s| !keep(*s)).collect();
         for s in all {
             let busy = self.busy(s);
             let q = self.queued.entry(s).or_default();

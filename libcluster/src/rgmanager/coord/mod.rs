@@ -173,6 +173,19 @@ pub enum Input {
     },
     /// A timer fired (at or after [`Coordinator::next_deadline`]).
     Tick,
+    /// rgmanagerd stops (SIGTERM). With `hand_off`, and while the cluster is quorate with a
+    /// coordinator, the services of this node are handed over (VMs migrate live) and
+    /// [`Action::Exit`] follows once it runs nothing but frozen services; otherwise (or sent
+    /// again without `hand_off`, when the shell's patience ends) they are stopped here.
+    Shutdown {
+        /// Hand the services over rather than stop them here.
+        hand_off: bool,
+    },
+    /// `clusvcadm -l` (`true`) / `-u` (`false`) here: nothing starts on this node while locked.
+    Lock {
+        /// Locked.
+        locked: bool,
+    },
 }
 
 /// What the shell must do.
@@ -225,6 +238,8 @@ pub enum Action {
         /// The incarnation that left.
         incarnation: u64,
     },
+    /// The shutdown is complete: leave the group and exit.
+    Exit,
     /// Complete the local `clusvcadm` call `id`: 0 or an `RG_E*` code.
     Reply {
         /// The request id.
@@ -306,6 +321,16 @@ pub struct Coordinator {
     reliable: BTreeSet<NodeId>,
     ready: bool,
     fenced_sent: BTreeSet<(NodeId, u64)>,
+    /// Members whose rgmanagerd shuts down (announced with `Leaving` or in their report).
+    leaving_nodes: BTreeSet<NodeId>,
+    /// Members locked by `clusvcadm -l`.
+    locked_nodes: BTreeSet<NodeId>,
+    /// This node's rgmanagerd shuts down.
+    shutting_down: bool,
+    /// ... and told the group so (it hands its services over).
+    announced: bool,
+    /// [`Action::Exit`] was given.
+    exited: bool,
     /// The parts of a table received so far (sender, table).
     table_parts: Option<(NodeId, Table)>,
     // local
@@ -350,6 +375,11 @@ impl Coordinator {
             reliable: BTreeSet::new(),
             ready: false,
             fenced_sent: BTreeSet::new(),
+            leaving_nodes: BTreeSet::new(),
+            locked_nodes: BTreeSet::new(),
+            shutting_down: false,
+            announced: false,
+            exited: false,
             table_parts: None,
             local,
             requests: BTreeSet::new(),
@@ -402,6 +432,11 @@ impl Coordinator {
     /// Dead nodes whose fencing is awaited.
     pub fn pending_fencing(&self) -> impl Iterator<Item = (NodeId, PendingFence)> + '_ {
         self.pending.iter().map(|(n, p)| (*n, *p))
+    }
+
+    /// The static settings.
+    pub fn config(&self) -> &CoordConfig {
+        &self.cfg
     }
 
     /// The catalog.
@@ -464,8 +499,87 @@ impl Coordinator {
                 request,
             } => self.on_admin(id, service, request, out),
             Input::Tick => self.local.tick(now, out),
+            Input::Shutdown { hand_off } => self.on_shutdown(now, hand_off, out),
+            Input::Lock { locked } => {
+                if self.local.locked != locked {
+                    info!(
+                        locked,
+                        "local node {}",
+                        if locked { "locked" } else { "unlocked" }
+                    );
+                    self.local.locked = locked;
+                    self.msgs.push(Msg::Lock { locked });
+                }
+            }
         }
         self.flush(out);
+        // Last, after the messages: the shell leaves the group once they are sent.
+        self.check_exit(out);
+    }
+
+    /// Whether this node is locked (`clusvcadm -l`).
+    pub fn locked(&self) -> bool {
+        self.local.locked
+    }
+
+    /// Whether rgmanagerd shuts down here.
+    pub fn shutting_down(&self) -> bool {
+        self.shutting_down
+    }
+
+    /// VMs found running here when rgmanagerd started: they are this node's again (reported,
+    /// checked, stopped when told) instead of being started a second time. Call before
+    /// [`Coordinator::start`].
+    pub fn adopt_running(&mut self, now: Millis, services: &[ServiceIndex]) {
+        for &s in services {
+            if self.cat.contains(s) {
+                info!(service = %self.cat.service(s).name, "running here: adopted");
+                self.local.adopt(now, s);
+            }
+        }
+    }
+
+    fn frozen(&self, s: ServiceIndex) -> bool {
+        self.synced && self.intents.get(s.0 as usize).is_some_and(|i| i.frozen)
+    }
+
+    fn on_shutdown(&mut self, now: Millis, hand_off: bool, out: &mut Vec<Action>) {
+        if self.exited {
+            return;
+        }
+        self.shutting_down = true;
+        self.local.leaving = true;
+        if hand_off && self.quorate && self.synced && self.coordinator.is_some() {
+            if !self.announced {
+                info!("shutting down: handing the services of this node over");
+                self.announced = true;
+                self.msgs.push(Msg::Leaving {
+                    running: self.local.running(),
+                });
+            }
+            return;
+        }
+        warn!("shutting down: stopping the services of this node (frozen ones stay)");
+        let intents = self.intents.clone();
+        let synced = self.synced;
+        let frozen =
+            move |s: ServiceIndex| synced && intents.get(s.0 as usize).is_some_and(|i| i.frozen);
+        self.local.stop_all_but(now, frozen, out, &mut self.msgs);
+    }
+
+    fn check_exit(&mut self, out: &mut Vec<Action>) {
+        if !self.shutting_down || self.exited {
+            return;
+        }
+        let idle = {
+            let frozen = |s: ServiceIndex| self.frozen(s);
+            self.local.idle_but(frozen)
+        };
+        if idle {
+            info!("nothing left to hand over or stop here; leaving the group");
+            self.exited = true;
+            out.push(Action::Exit);
+        }
     }
 
     fn flush(&mut self, out: &mut Vec<Action>) {
@@ -508,12 +622,25 @@ impl Coordinator {
             return; // a view of the group without us: we left
         }
         let gone: Vec<NodeId> = self.members.difference(&members).copied().collect();
+        // A leave ordered within a cmand view (seq > 0; not a view change): everything the
+        // node sent before it is delivered to every member, so it decided nothing unseen.
+        let orderly = gv.seq > 0;
         for &n in &gone {
-            self.latest.remove(&n);
+            let ran = self.latest.remove(&n);
             self.unresolved.remove(&n);
             self.migrating.remove(&n);
+            self.locked_nodes.remove(&n);
             self.local.peer_left(n, out, &mut self.msgs);
-            if self.synced {
+            if orderly {
+                self.deciders.remove(&n);
+            }
+            // It announced its shutdown (and started nothing since) and runs nothing: a
+            // clean leave, nothing to wait for.
+            let clean = self.leaving_nodes.remove(&n) && ran.is_some_and(|r| r.is_empty());
+            if clean {
+                info!(node = %n, "member left cleanly after handing its services over");
+            }
+            if self.synced && !clean {
                 let incarnation = self.incarnations.get(&n).copied().unwrap_or(0);
                 self.pending.entry(n).or_insert(PendingFence {
                     incarnation,
@@ -553,6 +680,8 @@ impl Coordinator {
             gv,
             lineage: self.lineage,
             incarnation: self.cfg.incarnation,
+            locked: self.local.locked,
+            leaving: self.announced,
             synced: self.synced,
             generation: self.generation,
             running: self.local.running(),
@@ -612,6 +741,8 @@ impl Coordinator {
                 gv,
                 lineage,
                 incarnation,
+                locked,
+                leaving,
                 synced,
                 generation,
                 running,
@@ -624,6 +755,10 @@ impl Coordinator {
                 self.latest.insert(from, running);
                 self.unresolved.insert(from, incoming);
                 self.migrating.insert(from, migrating);
+                self.note_lock(now, from, locked, out);
+                if leaving {
+                    self.note_leaving(now, from, out);
+                }
                 if Some(gv) != self.gv {
                     self.feed_report(now, from, out);
                     return;
@@ -732,6 +867,18 @@ impl Coordinator {
                 );
                 self.feed_report(now, from, out);
             }
+            Msg::Leaving { running } => {
+                if member {
+                    self.latest.insert(from, running);
+                    self.note_leaving(now, from, out);
+                    self.feed_report(now, from, out);
+                }
+            }
+            Msg::Lock { locked } => {
+                if member {
+                    self.note_lock(now, from, locked, out);
+                }
+            }
             Msg::Ready {
                 service,
                 from: source,
@@ -786,7 +933,7 @@ impl Coordinator {
                     return;
                 }
                 if let Some(t) = self.assemble(from, part) {
-                    self.adopt(t, from);
+                    self.adopt_table(t, from);
                     self.maybe_ready(now, out);
                 }
             }
@@ -801,6 +948,24 @@ impl Coordinator {
                     out.push(Action::Reply { id, code });
                 }
             }
+        }
+    }
+
+    fn note_leaving(&mut self, now: Millis, node: NodeId, out: &mut Vec<Action>) {
+        if self.leaving_nodes.insert(node) {
+            info!(node = %node, "member shuts down; its services are handed over");
+        }
+        self.feed(now, engine::Input::Leaving { node }, out);
+    }
+
+    fn note_lock(&mut self, now: Millis, node: NodeId, locked: bool, out: &mut Vec<Action>) {
+        let changed = if locked {
+            self.locked_nodes.insert(node)
+        } else {
+            self.locked_nodes.remove(&node)
+        };
+        if changed {
+            self.feed(now, engine::Input::Locked { node, locked }, out);
         }
     }
 
@@ -997,7 +1162,7 @@ impl Coordinator {
         }
     }
 
-    fn adopt(&mut self, t: Table, from: NodeId) {
+    fn adopt_table(&mut self, t: Table, from: NodeId) {
         if t.records.len() != self.records.len() {
             warn!(node = %from, "table of another configuration ignored");
             return;
@@ -1137,6 +1302,13 @@ impl Coordinator {
             .iter()
             .map(|n| (*n, self.incarnations.get(n).copied().unwrap_or(0)))
             .collect();
+        // What every member said of itself, for an engine that may be new.
+        for node in self.locked_nodes.clone() {
+            self.feed(now, engine::Input::Locked { node, locked: true }, out);
+        }
+        for node in self.leaving_nodes.clone() {
+            self.feed(now, engine::Input::Leaving { node }, out);
+        }
         for n in members {
             self.feed_report(now, n, out);
         }

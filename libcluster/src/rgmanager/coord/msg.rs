@@ -282,6 +282,10 @@ pub enum Msg {
         lineage: u64,
         /// The sender's cmand incarnation.
         incarnation: u64,
+        /// The sender is locked (`clusvcadm -l`): nothing starts there.
+        locked: bool,
+        /// The sender's rgmanagerd shuts down and hands its services over.
+        leaving: bool,
         /// Whether the sender holds the replicated table.
         synced: bool,
         /// The generation of its table (grows each time a coordinator starts deciding).
@@ -317,6 +321,17 @@ pub enum Msg {
         incoming: Vec<ServiceIndex>,
         /// Migrations under way here (outgoing, or incoming from a live source).
         migrating: Vec<ServiceIndex>,
+    },
+    /// The sender's rgmanagerd shuts down: hand its services over. From now on it starts
+    /// nothing, so once it runs nothing (frozen services aside) its leave is clean.
+    Leaving {
+        /// What the sender runs now.
+        running: Vec<ServiceIndex>,
+    },
+    /// The sender was locked or unlocked (`clusvcadm -l` / `-u`).
+    Lock {
+        /// Locked now.
+        locked: bool,
     },
     /// The migration target is ready: the source migrates to `uri`.
     Ready {
@@ -464,6 +479,8 @@ mod tests {
                 gv: gv(),
                 lineage: 0x1234_5678_9abc_def1,
                 incarnation: 7,
+                locked: true,
+                leaving: false,
                 synced: true,
                 generation: 3,
                 running: vec![ServiceIndex(0), ServiceIndex(3)],
@@ -475,6 +492,10 @@ mod tests {
                 result: OpResult::MigrateFailed { on_source: true },
                 running: vec![],
             },
+            Msg::Leaving {
+                running: vec![ServiceIndex(4)],
+            },
+            Msg::Lock { locked: true },
             Msg::Ready {
                 service: ServiceIndex(2),
                 from: NodeId(3),

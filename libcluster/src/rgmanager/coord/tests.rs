@@ -32,6 +32,8 @@ struct World {
     hold_migrations: bool,
     /// Leave PrepareIncoming unanswered.
     hold_prepares: bool,
+    /// Every StartVm: (node, service).
+    starts: Vec<(NodeId, ServiceIndex)>,
     held: Vec<(NodeId, ServiceIndex, NodeId)>,
 }
 
@@ -63,6 +65,7 @@ impl World {
             replies: Vec::new(),
             hold_migrations: false,
             hold_prepares: false,
+            starts: Vec::new(),
             held: Vec::new(),
         }
     }
@@ -87,6 +90,7 @@ impl World {
                     self.wire.push_back((me, p))
                 }
                 Action::StartVm { service } => {
+                    self.starts.push((me, service));
                     self.truth.entry(service).or_default().insert(me);
                     self.input(
                         me,
@@ -129,7 +133,7 @@ impl World {
                 }
                 Action::IsFenced { node, incarnation } => self.asked.push((me, node, incarnation)),
                 Action::Reply { id, code } => self.replies.push((me, id, code)),
-                Action::AbortIncoming { .. } | Action::JoinGroup => {}
+                Action::AbortIncoming { .. } | Action::JoinGroup | Action::Exit => {}
             }
         }
     }
@@ -168,6 +172,29 @@ impl World {
                 Input::GroupView {
                     view,
                     seq: 0,
+                    members: self.group.clone(),
+                },
+            );
+        }
+        self.settle();
+    }
+
+    /// A group join or leave ordered within the current cmand view (seq > 0).
+    fn group_event(&mut self, members: &[u32], seq: u64) {
+        let before = self.group.clone();
+        self.group = members.iter().map(|&i| n(i)).collect();
+        let view = ViewId {
+            epoch: self.epoch,
+            coordinator: before[0],
+            incarnation: 1,
+        };
+        let all: BTreeSet<NodeId> = before.iter().chain(self.group.iter()).copied().collect();
+        for m in all {
+            self.input(
+                m,
+                Input::GroupView {
+                    view,
+                    seq,
                     members: self.group.clone(),
                 },
             );
@@ -833,4 +860,118 @@ fn two_thousand_services_are_placed_and_a_joiner_gets_the_whole_table_in_parts()
         assert_eq!(w.node(3).record(s), w.node(1).record(s));
         assert_eq!(w.hosts(s).len(), 1);
     }
+}
+
+#[test]
+fn a_restarted_rgmanagerd_adopts_what_runs_and_nothing_starts_twice() {
+    // Without adoption the restarted node reports nothing, its hold ends, and the VM it
+    // still runs would be started again elsewhere.
+    let mut w = formed(2, 2);
+    let on2: Vec<ServiceIndex> = (0..2)
+        .map(ServiceIndex)
+        .filter(|s| w.hosts(*s) == vec![n(2)])
+        .collect();
+    assert!(!on2.is_empty());
+    // rgmanagerd on node 2 dies (cmand lives): an ordered leave; its VMs keep running.
+    w.group_event(&[1], 1);
+    let cat = w.node(2).catalog().clone();
+    let cfg = w.node(2).config().clone();
+    let mut fresh = Coordinator::new(cfg, cat);
+    fresh.adopt_running(w.now, &on2);
+    let mut out = Vec::new();
+    fresh.start(&mut out);
+    w.nodes.insert(n(2), fresh);
+    w.starts.clear();
+    w.input(n(2), Input::Quorum { quorate: true });
+    w.group_event(&[1, 2], 2);
+    assert!(
+        w.starts.iter().all(|(_, s)| !on2.contains(s)),
+        "started again: {:?}",
+        w.starts
+    );
+    for s in (0..2).map(ServiceIndex) {
+        assert_eq!(w.hosts(s).len(), 1, "{s}: {:?}", w.truth);
+    }
+    for &s in &on2 {
+        assert_eq!(w.hosts(s), vec![n(2)], "adopted where it runs");
+        assert!(w.node(2).local_running().contains(&s));
+    }
+}
+
+#[test]
+fn a_graceful_shutdown_hands_the_vms_over_then_exits_and_leaves_cleanly() {
+    let mut w = formed(3, 3);
+    let on3: Vec<ServiceIndex> = (0..3)
+        .map(ServiceIndex)
+        .filter(|s| w.hosts(*s) == vec![n(3)])
+        .collect();
+    assert!(!on3.is_empty());
+    let mut out = Vec::new();
+    w.nodes.get_mut(&n(3)).expect("node 3").handle(
+        w.now,
+        Input::Shutdown { hand_off: true },
+        &mut out,
+    );
+    assert!(!out.contains(&Action::Exit), "still runs VMs");
+    w.act(n(3), out);
+    w.settle();
+    for &s in &on3 {
+        let hosts = w.hosts(s);
+        assert_eq!(hosts.len(), 1);
+        assert_ne!(hosts[0], n(3), "{s} handed over");
+    }
+    assert!(w.node(3).local_running().is_empty());
+    assert!(w.node(3).shutting_down());
+    // The shell leaves the group on Exit: an ordered leave, nothing to fence.
+    w.group_event(&[1, 2], 1);
+    assert!(w.node(1).pending_fencing().next().is_none());
+    assert!(w.asked.is_empty(), "nobody asks fenced about a clean leave");
+    assert!(w.node(1).is_deciding());
+}
+
+#[test]
+fn a_shutdown_without_quorum_stops_the_vms_here_and_exits() {
+    let mut w = formed(2, 2);
+    w.quorum(&[1, 2], false);
+    let mut out = Vec::new();
+    w.nodes.get_mut(&n(2)).expect("node 2").handle(
+        w.now,
+        Input::Shutdown { hand_off: true },
+        &mut out,
+    );
+    assert!(out.contains(&Action::Exit));
+    assert!(w.truth.values().all(|t| !t.contains(&n(2))));
+}
+
+#[test]
+fn nothing_starts_on_a_locked_node_and_a_local_enable_there_is_refused() {
+    let mut w = World::new(2, 1);
+    w.set_group(&[1, 2]);
+    w.input(n(2), Input::Lock { locked: true });
+    w.settle();
+    assert!(w.node(2).locked());
+    w.quorum(&[1, 2], true);
+    assert_eq!(w.hosts(S), vec![n(1)], "placed off the locked node");
+    w.input(
+        n(2),
+        Input::Admin {
+            id: 7,
+            service: S,
+            request: Request::Migrate { target: n(2) },
+        },
+    );
+    w.settle();
+    assert_eq!(w.replies, vec![(n(2), 7, RG_EAGAIN)]);
+    w.input(n(2), Input::Lock { locked: false });
+    w.settle();
+    w.input(
+        n(1),
+        Input::Admin {
+            id: 8,
+            service: S,
+            request: Request::Migrate { target: n(2) },
+        },
+    );
+    w.settle();
+    assert_eq!(w.hosts(S), vec![n(2)]);
 }
