@@ -539,6 +539,28 @@ fn random_schedules_two_node_mode_keep_r1_f1_r3_and_reach_r2() {
     );
 }
 
+/// Seeds of this scenario that found bugs in soaks (`SIM_KEEP_GOING=1 SIM_SEEDS=20000`),
+/// kept as regressions: 2–5 nodes and two_node.
+#[test]
+fn seeds_that_found_bugs_stay_fixed() {
+    // R1 (136, 337) and F1 (1058) violations with rgmanagerd stops and restarts, gone
+    // with the fixes below.
+    for seed in [136, 337, 1058] {
+        if let Err(e) = scenario(seed, 2 + (seed % 4) as u32, false) {
+            panic!("{e}");
+        }
+    }
+    // 104, 145, 292, 451: a cold start awaited the fencing of a node whose incarnation it
+    // did not know, and an older life's fence record counted; 2347: a migration's target
+    // left before its arrival was reported; 2548: what a departed member last said it ran
+    // was forgotten; 2871: a killed rgmanagerd's last start came up after its restart.
+    for seed in [104, 145, 292, 451, 2347, 2548, 2871] {
+        if let Err(e) = scenario(seed, 2, true) {
+            panic!("{e}");
+        }
+    }
+}
+
 #[test]
 fn a_crashed_hosts_vms_restart_elsewhere_only_after_its_power_is_cut() {
     sim::run_seeds(

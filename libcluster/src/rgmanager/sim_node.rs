@@ -266,9 +266,44 @@ impl RgSimNode {
         if self.coord.take().is_some() {
             self.rg_patience = None;
             self.out_c.clear();
+            // Its operations end as it dies: a VM it was starting is up or not, one it was
+            // stopping down or not (a live migration goes on: QEMU carries it).
+            let (me, inc) = (ctx.me, self.core.incarnation());
+            for (at, op) in std::mem::take(&mut self.ops) {
+                match op {
+                    Op::Start(s) if ctx.rng.random_bool(0.5) => {
+                        self.hv
+                            .borrow_mut()
+                            .running
+                            .entry(s)
+                            .or_default()
+                            .insert(me, inc);
+                        ctx.emit(RgSimEvent::VmUp { service: s });
+                    }
+                    Op::Stop(s) if ctx.rng.random_bool(0.5) => {
+                        if let Some(m) = self.hv.borrow_mut().running.get_mut(&s) {
+                            m.remove(&me);
+                        }
+                        ctx.emit(RgSimEvent::VmDown { service: s });
+                    }
+                    m @ Op::Migrate { .. } => self.ops.push((at, m)),
+                    _ => {}
+                }
+            }
             let group = GROUP.to_string();
             self.request(ctx, ClientRequest::GroupLeave { group });
         }
+    }
+
+    /// Every configured node's latest incarnation as cmand knows it (`cman_tool nodes`).
+    fn known_incarnations(&self) -> Vec<(NodeId, u64)> {
+        self.core
+            .status()
+            .nodes
+            .iter()
+            .filter(|n| n.incarnation > 0)
+            .map(|n| (n.id, n.incarnation))
+            .collect()
     }
 
     /// rgmanagerd starts: what the hypervisor runs here is adopted, then it joins with the
@@ -282,6 +317,13 @@ impl RgSimNode {
         let mut c = Coordinator::new(cfg, cat);
         let here: Vec<ServiceIndex> = self.truth_here(ctx.me).into_iter().collect();
         c.adopt_running(ctx.now, &here);
+        c.handle(
+            ctx.now,
+            coord::Input::Incarnations {
+                nodes: self.known_incarnations(),
+            },
+            &mut self.out_c,
+        );
         if let Some((view, members)) = self.core.view() {
             let members = members.to_vec();
             c.handle(
@@ -316,6 +358,8 @@ impl RgSimNode {
                         ctx.send(to, Frame { incarnation, msg })
                     }
                     membership::Action::ViewInstalled { view, members } => {
+                        let nodes = self.known_incarnations();
+                        self.rg(now, coord::Input::Incarnations { nodes });
                         self.rg(
                             now,
                             coord::Input::ViewInstalled {

@@ -16,7 +16,7 @@ use super::super::engine::OpResult;
 use super::msg::{Command, Msg};
 use super::{Action, VmResult};
 use crate::{Millis, NodeId};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use tracing::{debug, info, warn};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,13 +69,26 @@ pub(super) struct Local {
     pub(super) locked: bool,
     /// rgmanagerd shuts down: likewise.
     pub(super) leaving: bool,
+    /// VMs this node does not hold are looked for now and then: one started behind the
+    /// cluster's back (by hand, or by a killed rgmanagerd's last operation) is adopted and
+    /// reported, so the coordinator sees it (and stops it if it runs elsewhere too).
+    sweep: Vec<ServiceIndex>,
+    next_sweep: Millis,
+    sweeping: BTreeSet<ServiceIndex>,
 }
 
+/// Sweeps for VMs nobody started here come every this many status intervals.
+const SWEEP_INTERVALS: u64 = 6;
+
 impl Local {
-    pub(super) fn new(me: NodeId, interval_ms: u64) -> Local {
+    pub(super) fn new(me: NodeId, interval_ms: u64, sweep: Vec<ServiceIndex>) -> Local {
+        let interval_ms = interval_ms.max(1);
         Local {
             me,
-            interval_ms: interval_ms.max(1),
+            interval_ms,
+            sweep,
+            next_sweep: Millis(interval_ms.saturating_mul(SWEEP_INTERVALS)),
+            sweeping: BTreeSet::new(),
             vms: BTreeMap::new(),
             queued: BTreeMap::new(),
             awaiting: BTreeMap::new(),
@@ -537,6 +550,14 @@ impl Local {
         out: &mut Vec<Action>,
         msgs: &mut Vec<Msg>,
     ) {
+        if self.sweeping.remove(&s) && !self.vms.contains_key(&s) {
+            if up {
+                warn!(service = %s, "running here though this rgmanagerd never started it; adopted");
+                self.adopt(now, s);
+                msgs.push(self.running_msg());
+            }
+            return;
+        }
         match self.vms.get(&s).copied() {
             Some(Vm::Running { .. }) => {
                 if up {
@@ -653,6 +674,14 @@ impl Local {
 
     /// Status checks that are due.
     pub(super) fn tick(&mut self, now: Millis, out: &mut Vec<Action>) {
+        if !self.sweep.is_empty() && now >= self.next_sweep {
+            self.next_sweep = now.plus(self.interval_ms.saturating_mul(SWEEP_INTERVALS));
+            for &s in &self.sweep {
+                if !self.vms.contains_key(&s) && self.sweeping.insert(s) {
+                    out.push(Action::CheckStatus { service: s });
+                }
+            }
+        }
         for (s, vm) in self.vms.iter_mut() {
             if let Vm::Running {
                 next_check,
@@ -671,6 +700,7 @@ impl Local {
     }
 
     pub(super) fn next_deadline(&self) -> Option<Millis> {
+        let sweep = (!self.sweep.is_empty()).then_some(self.next_sweep);
         self.vms
             .values()
             .filter_map(|vm| match *vm {
@@ -680,6 +710,7 @@ impl Local {
                 } if next_check != Millis(u64::MAX) => Some(next_check),
                 _ => None,
             })
+            .chain(sweep)
             .min()
     }
 }

@@ -116,6 +116,13 @@ pub enum Input {
         /// Members.
         members: Vec<(NodeId, u64)>,
     },
+    /// The latest incarnation cmand knows of each configured node, members or not (from
+    /// `cman_tool nodes`). A cold start waits for the fencing of absent nodes *in these
+    /// incarnations*: an older fence record does not cover a node that has restarted since.
+    Incarnations {
+        /// Nodes with incarnations.
+        nodes: Vec<(NodeId, u64)>,
+    },
     /// cmand's quorum changed.
     Quorum {
         /// Quorate now.
@@ -347,7 +354,11 @@ impl Coordinator {
             .indexes()
             .map(|s| Intent::initial(catalog.service(s).autostart))
             .collect();
-        let local = Local::new(cfg.me, cfg.status_interval_ms);
+        let vms = catalog
+            .indexes()
+            .filter(|s| catalog.service(*s).migratory)
+            .collect();
+        let local = Local::new(cfg.me, cfg.status_interval_ms, vms);
         Coordinator {
             cfg,
             cat: catalog,
@@ -431,7 +442,7 @@ impl Coordinator {
 
     /// Dead nodes whose fencing is awaited.
     pub fn pending_fencing(&self) -> impl Iterator<Item = (NodeId, PendingFence)> + '_ {
-        self.pending.iter().map(|(n, p)| (*n, *p))
+        self.pending.iter().map(|(n, p)| (*n, p.clone()))
     }
 
     /// The static settings.
@@ -456,17 +467,22 @@ impl Coordinator {
         match input {
             Input::ClusterView { members } => {
                 for (n, inc) in members {
-                    self.incarnations.insert(n, inc);
+                    self.learn_incarnation(n, inc);
                 }
             }
             Input::ViewInstalled { view, members } => {
                 for (n, inc) in members {
-                    self.incarnations.insert(n, inc);
+                    self.learn_incarnation(n, inc);
                 }
                 if self.gv.is_some_and(|g| g.view != view) {
                     let gv = GroupViewId { view, seq: 0 };
                     let members = self.members.iter().copied().collect();
                     self.on_group_view(now, gv, members, out);
+                }
+            }
+            Input::Incarnations { nodes } => {
+                for (n, inc) in nodes {
+                    self.learn_incarnation(n, inc);
                 }
             }
             Input::Quorum { quorate } => self.on_quorum(now, quorate, out),
@@ -535,6 +551,20 @@ impl Coordinator {
             if self.cat.contains(s) {
                 info!(service = %self.cat.service(s).name, "running here: adopted");
                 self.local.adopt(now, s);
+            }
+        }
+    }
+
+    /// `n` is (or was last seen) in incarnation `inc`. A fencing awaited for an unknown life
+    /// of `n` (a cold start that never heard of it) is now awaited for this one: an older
+    /// fence record, or this life being newer than "unknown", proves nothing about it
+    /// (seed 451).
+    fn learn_incarnation(&mut self, n: NodeId, inc: u64) {
+        let known = self.incarnations.entry(n).or_insert(inc);
+        *known = (*known).max(inc);
+        if let Some(p) = self.pending.get_mut(&n) {
+            if p.incarnation == 0 {
+                p.incarnation = inc;
             }
         }
     }
@@ -636,16 +666,22 @@ impl Coordinator {
             }
             // It announced its shutdown (and started nothing since) and runs nothing: a
             // clean leave, nothing to wait for.
-            let clean = self.leaving_nodes.remove(&n) && ran.is_some_and(|r| r.is_empty());
+            let clean = self.leaving_nodes.remove(&n) && ran.as_ref().is_some_and(|r| r.is_empty());
             if clean {
                 info!(node = %n, "member left cleanly after handing its services over");
             }
             if self.synced && !clean {
                 let incarnation = self.incarnations.get(&n).copied().unwrap_or(0);
-                self.pending.entry(n).or_insert(PendingFence {
+                let p = self.pending.entry(n).or_insert(PendingFence {
                     incarnation,
                     cold: false,
+                    running: Vec::new(),
                 });
+                for s in ran.unwrap_or_default() {
+                    if !p.running.contains(&s) {
+                        p.running.push(s);
+                    }
+                }
             }
         }
         if self.coordinator.is_some_and(|c| !members.contains(&c)) {
@@ -763,7 +799,7 @@ impl Coordinator {
                     self.feed_report(now, from, out);
                     return;
                 }
-                self.incarnations.insert(from, incarnation);
+                self.learn_incarnation(from, incarnation);
                 // It is alive and says what it runs: nothing of an earlier life waits.
                 if self.pending.remove(&from).is_some() {
                     debug!(node = %from, "a departed node reported again");
@@ -789,8 +825,19 @@ impl Coordinator {
                     return;
                 }
                 self.latest.insert(from, running);
-                if self.migrations.get(&service).is_some_and(|m| m.0 == from) {
-                    self.migrations.remove(&service);
+                if let Some(&(src, to)) = self.migrations.get(&service) {
+                    if src == from {
+                        self.migrations.remove(&service);
+                        // It arrived at a target that has left since (seed 2347): it may
+                        // run there, whatever the records say, until that node is fenced.
+                        if result == engine::OpResult::Migrated {
+                            if let Some(p) = self.pending.get_mut(&to) {
+                                if !p.running.contains(&service) {
+                                    p.running.push(service);
+                                }
+                            }
+                        }
+                    }
                 }
                 if let Some(m) = self.migrating.get_mut(&from) {
                     m.retain(|x| *x != service);
@@ -1133,6 +1180,7 @@ impl Coordinator {
                     PendingFence {
                         incarnation,
                         cold: true,
+                        running: Vec::new(),
                     },
                 );
             }
@@ -1214,7 +1262,7 @@ impl Coordinator {
                 seq: 0,
             }),
             records,
-            pending: self.pending.iter().map(|(n, p)| (*n, *p)).collect(),
+            pending: self.pending.iter().map(|(n, p)| (*n, p.clone())).collect(),
             migrations: self
                 .migrations
                 .iter()

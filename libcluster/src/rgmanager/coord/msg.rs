@@ -84,13 +84,17 @@ pub struct RecordUpdate {
 }
 
 /// A node that left the group and is not yet known to be fenced.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingFence {
-    /// The cmand incarnation that left (0: unknown, any earlier life).
+    /// The cmand incarnation that left (0: not known yet; learned as soon as cmand sees
+    /// the node, and only then can fenced confirm it).
     pub incarnation: u64,
     /// Recorded at a cold start (no member held the table): nothing is decided until it
     /// is fenced or reports.
     pub cold: bool,
+    /// What it said it ran, last: those services may still run there (restored on it by a
+    /// new engine, held for its fencing) even if no decision ever placed them there.
+    pub running: Vec<ServiceIndex>,
 }
 
 /// The replicated table, or one part of it: the coordinator sends it to members that lack
@@ -525,6 +529,7 @@ mod tests {
                     PendingFence {
                         incarnation: 2,
                         cold: false,
+                        running: vec![ServiceIndex(1)],
                     },
                 )],
                 migrations: vec![(ServiceIndex(0), NodeId(1), NodeId(2))],
@@ -603,6 +608,7 @@ mod tests {
                 PendingFence {
                     incarnation: 2,
                     cold: false,
+                    running: vec![],
                 },
             )],
             migrations: vec![(ServiceIndex(3), NodeId(1), NodeId(2))],

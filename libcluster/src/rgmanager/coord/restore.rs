@@ -117,7 +117,12 @@ impl Coordinator {
     /// The dead, unfenced nodes `s` may still run on.
     fn ghost_locations(&self, s: ServiceIndex, rec: &ServiceRecord) -> Vec<NodeId> {
         let dead = |n: &NodeId| self.pending.contains_key(n) && !self.members.contains(n);
-        let mut possible = Vec::new();
+        let mut possible: Vec<NodeId> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.running.contains(&s))
+            .map(|(n, _)| *n)
+            .collect();
         if rec.state.occupies_owner() {
             possible.extend(rec.owner);
         }
