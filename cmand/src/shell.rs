@@ -521,10 +521,21 @@ impl Shell {
     }
 }
 
-/// Whether process `pid` exists (a recycled pid reads as alive: the check errs on the side
-/// of keeping a group).
+/// Whether process `pid` exists and has not exited (a recycled pid reads as alive: the check
+/// errs on the side of keeping a group). A zombie has exited: its parent just has not
+/// reaped it yet (a supervisor that never waits, like a test harness), so it holds nothing.
 pub(crate) fn pid_alive(pid: u32) -> bool {
-    pid != 0 && std::path::Path::new(&format!("/proc/{pid}")).exists()
+    if pid == 0 {
+        return false;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name, which is in parentheses and may hold spaces.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_none_or(|state| state != "Z" && state != "X"),
+        Err(_) => std::path::Path::new(&format!("/proc/{pid}")).exists(),
+    }
 }
 
 /// Wall-clock seconds since the epoch.
@@ -558,5 +569,26 @@ mod tests {
     fn this_process_is_alive_and_pid_zero_is_not() {
         assert!(pid_alive(std::process::id()));
         assert!(!pid_alive(0));
+    }
+
+    #[test]
+    fn an_exited_child_not_yet_reaped_is_not_alive() {
+        let mut child = std::process::Command::new("true")
+            .spawn()
+            .expect("spawn true");
+        let pid = child.id();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while pid_alive(pid) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "a zombie reads as alive"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(
+            std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "still a zombie"
+        );
+        child.wait().expect("reap");
     }
 }
