@@ -148,6 +148,14 @@ impl CmanLink {
         last
     }
 
+    /// Leaves `group` (ordered after everything this daemon sent to it).
+    pub async fn group_leave(&mut self, group: &str) -> Result<(), ClientError> {
+        let req = CmanRequest::GroupLeave {
+            group: group.to_string(),
+        };
+        self.call(&req).await.map(drop)
+    }
+
     /// Sends `payload` to `group`. cmand's send queue is bounded (`<cman max_queued>`): a
     /// full queue is "busy", not a loss, so the message waits its turn (at most 10 s).
     pub async fn group_send(&mut self, group: &str, payload: Vec<u8>) -> Result<(), ClientError> {

@@ -412,6 +412,8 @@ pub fn node_env(lab: &LabState, node: &LabNode) -> Vec<(String, String)> {
         ("PATH".into(), format!("{}:{path}", lab.bin_dir.display())),
         // The lab's guests have no OS to answer ACPI: give up on a graceful stop quickly.
         ("RGMANAGER_STOP_TIMEOUT".into(), "2".into()),
+        // A clean stop hands services over within the lab's grace, then stops them.
+        ("RGMANAGER_HANDOFF_TIMEOUT".into(), "20".into()),
     ]
 }
 
@@ -482,23 +484,83 @@ pub fn start_node_locked(lab: &mut LabState, node: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Stops (SIGTERM, then SIGKILL) or kills (SIGKILL) every daemon of `node`. `lab` is
-/// reloaded first and saved after, under the lab's lock.
+/// Stops (SIGTERM, then SIGKILL) or kills (SIGKILL) every daemon of `node`. A stop goes in
+/// the reverse order of the start, as a host's shutdown does: rgmanagerd first (it hands its
+/// services over, within [`HANDOFF_GRACE`]), cmand last. `lab` is reloaded first and saved
+/// after, under the lab's lock.
 pub fn stop_node(lab: &mut LabState, node: &str, kill: bool) -> Result<(), String> {
     locked(lab, |l| stop_node_locked(l, node, kill))
 }
 
 /// [`stop_node`] on a record whose lock the caller holds.
 pub fn stop_node_locked(lab: &mut LabState, node: &str, kill: bool) -> Result<(), String> {
-    let n = lab
-        .node_mut(node)
-        .ok_or_else(|| format!("no node {node} in this lab"))?;
-    for rec in n.daemons.values() {
+    let how = if kill { Stop::Kill } else { Stop::Clean };
+    stop_daemons(lab, node, how)
+}
+
+/// Stops one daemon of `node` (SIGTERM and its grace, or SIGKILL), leaving the others
+/// running: `systemctl stop rgmanagerd` or a crash of that daemon alone. [`start_node`]
+/// starts it again.
+pub fn stop_daemon(lab: &mut LabState, node: &str, daemon: &str, kill: bool) -> Result<(), String> {
+    locked(lab, |l| {
+        let n = l
+            .node_mut(node)
+            .ok_or_else(|| format!("no node {node} in this lab"))?;
+        let rec = n
+            .daemons
+            .remove(daemon)
+            .ok_or_else(|| format!("{daemon} does not run on {node}"))?;
         rec.signal(Signal::SIGCONT);
         if kill {
             rec.kill_and_wait();
+        } else if daemon == "rgmanagerd" {
+            rec.stop(HANDOFF_GRACE);
         } else {
             rec.stop(Duration::from_secs(10));
+        }
+        Ok(())
+    })
+}
+
+/// How long a clean stop gives rgmanagerd to hand its services over (live migrations).
+pub const HANDOFF_GRACE: Duration = Duration::from_secs(30);
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// SIGKILL everything (a crash).
+    Kill,
+    /// SIGTERM in reverse start order (a host's shutdown).
+    Clean,
+    /// The lab goes away: rgmanagerd is killed (its VMs die with the namespace), the rest
+    /// stop cleanly.
+    Teardown,
+}
+
+fn stop_daemons(lab: &mut LabState, node: &str, how: Stop) -> Result<(), String> {
+    let order: Vec<String> = lab.daemons.iter().rev().cloned().collect();
+    let n = lab
+        .node_mut(node)
+        .ok_or_else(|| format!("no node {node} in this lab"))?;
+    let mut names: Vec<String> = order
+        .into_iter()
+        .filter(|d| n.daemons.contains_key(d))
+        .collect();
+    names.extend(
+        n.daemons
+            .keys()
+            .filter(|d| !names.contains(d))
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    for name in names {
+        let Some(rec) = n.daemons.get(&name) else {
+            continue;
+        };
+        rec.signal(Signal::SIGCONT);
+        match (how, name.as_str()) {
+            (Stop::Kill, _) | (Stop::Teardown, "rgmanagerd") => rec.kill_and_wait(),
+            (Stop::Clean, "rgmanagerd") => rec.stop(HANDOFF_GRACE),
+            _ => rec.stop(Duration::from_secs(10)),
         }
     }
     n.daemons.clear();
@@ -574,7 +636,7 @@ fn teardown_locked(lab: &mut LabState) -> Result<(), String> {
     let mut first_err = None;
     let names: Vec<String> = lab.nodes.iter().map(|n| n.name.clone()).collect();
     for name in &names {
-        if let Err(e) = stop_node_locked(lab, name, false) {
+        if let Err(e) = stop_daemons(lab, name, Stop::Teardown) {
             first_err.get_or_insert(e);
         }
     }

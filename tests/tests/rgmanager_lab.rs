@@ -12,106 +12,16 @@
 //!
 //! Root and QEMU needed (skips with a reason; fails under CI=true).
 
+mod rg_support;
+
 use clusterlab::checker;
 use clusterlab::demo::REFERENCE_CONF;
-use clusterlab::lab::{
-    self, netns_test_ready, test_lab_dir, test_up_stack, LabGuard, Network, Stack,
-};
+use clusterlab::lab::{netns_test_ready, test_lab_dir, test_up_stack, LabGuard, Network, Stack};
 use clusterlab::power::{self, PowerAction};
 use libcluster::history::Event;
-use std::collections::BTreeMap;
+use rg_support::{qemu_ready, run, running_qemus, service, wait, A, B, BOUND, VM1, VM2};
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-const A: &str = "station200.example.com";
-const B: &str = "station201.example.com";
-const VM1: &str = "vm:station182.example.com";
-const VM2: &str = "vm:station183.example.com";
-const BOUND: Duration = Duration::from_secs(120);
-
-fn qemu_ready() -> bool {
-    let ok = Command::new("qemu-system-x86_64")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        let why = "qemu-system-x86_64 missing (Debian package qemu-system-x86)";
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("CI=true but {why}");
-        }
-        eprintln!("skipped: {why}");
-    }
-    ok
-}
-
-fn run(g: &LabGuard, node: &str, args: &[&str]) -> (i32, String) {
-    let n = g.lab.node(node).unwrap();
-    let mut cmd: Command = lab::node_command(&g.lab, n, g.lab.bin_dir.join(args[0]));
-    cmd.args(&args[1..]);
-    let out = cmd.output().expect("run a tool");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
-    )
-}
-
-fn wait(what: &str, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + BOUND;
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// (owner, state) of `service` as `clustat` on `node` shows it.
-fn service(g: &LabGuard, node: &str, service: &str) -> Option<(String, String)> {
-    let (_, out) = run(g, node, &["clustat", "-s", service]);
-    out.lines().find_map(|l| {
-        let w: Vec<&str> = l.split_whitespace().collect();
-        (w.len() >= 3 && w[0] == service).then(|| (w[1].to_string(), w[2].to_string()))
-    })
-}
-
-/// The lab's own view: VM name → hosts whose namespace holds a QEMU process of it that
-/// QEMU itself reports `running` (a migration's incoming target says `inmigrate`, its
-/// source `postmigrate` once the switch-over happened).
-fn running_qemus(g: &LabGuard) -> BTreeMap<String, Vec<String>> {
-    let mut seen: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for n in &g.lab.nodes {
-        let Some(ns) = &n.netns else { continue };
-        let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() else {
-            continue;
-        };
-        for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-            let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-                continue;
-            };
-            let args: Vec<String> = cmdline
-                .split(|b| *b == 0)
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect();
-            if !args.first().is_some_and(|a| a.contains("qemu-system")) {
-                continue;
-            }
-            let Some(name) = args.iter().find_map(|a| {
-                a.strip_prefix("guest=")
-                    .map(|s| s.split(',').next().unwrap_or(s).to_string())
-            }) else {
-                continue;
-            };
-            let sock = n.runtime_dir().join("vms").join(&name).join("status.sock");
-            if clusterlab::vmload::qemu_status(&sock).as_deref() != Some("running") {
-                continue;
-            }
-            // `-daemonize` forks: for a moment one guest has two processes on one host.
-            let hosts = seen.entry(name).or_default();
-            if !hosts.contains(&n.name) {
-                hosts.push(n.name.clone());
-            }
-        }
-    }
-    seen
-}
 
 #[test]
 fn the_reference_deployment_runs_migrates_and_fails_over_its_vms() {

@@ -341,12 +341,32 @@ impl Exec {
     /// up cannot be adopted and must not stay half-up while another node starts it, so its
     /// resources are stopped here (rgmanager stopped every service at start-up) and the
     /// answer is no.
-    // The shell calls this at start-up once its re-adoption change lands (being written
-    // alongside); until then nothing in this binary does.
-    #[allow(dead_code)]
     pub async fn probe_service(&self, name: &str) -> bool {
         if let Some(vm) = vm_name(name) {
-            return matches!(self.driver.status(vm).await, Ok(VmState::Running));
+            return match self.driver.status(vm).await {
+                // A paused guest holds the VM too (the end of an outgoing migration the
+                // last rgmanagerd did not see finish): adopted, the status check decides.
+                Ok(VmState::Running | VmState::Paused) => true,
+                Ok(VmState::Incoming) => {
+                    warn!(vm, "an incoming migration nobody waits for; dropping it");
+                    if let Err(e) = self.driver.abort_incoming(vm).await {
+                        warn!(vm, error = %e, "cannot drop the incoming VM");
+                    }
+                    false
+                }
+                Ok(VmState::Failed(why)) => {
+                    warn!(vm, why, "a VM in a bad state; stopping it");
+                    let opts = StopOptions {
+                        timeout: self.stop_timeout,
+                        no_kill: false,
+                    };
+                    if let Err(e) = self.driver.stop(vm, opts).await {
+                        warn!(vm, error = %e, "cannot stop it");
+                    }
+                    false
+                }
+                Ok(VmState::Stopped) | Err(_) => false,
+            };
         }
         match self.groups.probe(&self.conf.rm, name).await {
             Ok(Probe::Running) => {

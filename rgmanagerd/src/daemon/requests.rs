@@ -53,15 +53,12 @@ impl Shell {
                 })
                 .await;
             }
-            RgRequest::Lock => {
-                self.locked = true;
-                inc.respond(Ok(RgResponse::Locked(true)));
+            RgRequest::Lock | RgRequest::Unlock => {
+                let locked = matches!(inc.request, RgRequest::Lock);
+                self.input(Input::Lock { locked }).await;
+                inc.respond(Ok(RgResponse::Locked(self.core.locked())));
             }
-            RgRequest::Unlock => {
-                self.locked = false;
-                inc.respond(Ok(RgResponse::Locked(false)));
-            }
-            RgRequest::QueryLock => inc.respond(Ok(RgResponse::Locked(self.locked))),
+            RgRequest::QueryLock => inc.respond(Ok(RgResponse::Locked(self.core.locked()))),
             RgRequest::Convalesce { .. } => inc.respond(Ok(RgResponse::ActionResult {
                 code: RG_EINVAL,
                 owner_after: None,
@@ -119,7 +116,7 @@ impl Shell {
             generation: st.as_ref().map_or(0, |s| s.generation),
             quorate: st.as_ref().is_some_and(|s| s.quorate),
             local_node_id: me,
-            locked: self.locked,
+            locked: self.core.locked(),
             members,
             services: self.services(),
         }

@@ -29,6 +29,13 @@ use tracing::{debug, info, warn};
 /// because the check is a QMP query).
 const STATUS_INTERVAL_MS: u64 = 5000;
 
+/// How long a SIGTERM waits for the services of this node to be handed over (live
+/// migrations, relocations) before it stops them here (`RGMANAGER_HANDOFF_TIMEOUT`, s).
+const HANDOFF_TIMEOUT: Duration = Duration::from_secs(120);
+/// And how long stopping them here may take after that before rgmanagerd exits anyway
+/// (the VMs that did not stop keep running; a restarted rgmanagerd adopts them).
+const STOP_TIMEOUT: Duration = Duration::from_secs(150);
+
 /// A clusvcadm call in progress.
 pub struct Pending {
     /// The call, answered once.
@@ -61,7 +68,10 @@ pub struct Shell {
     /// (clusvcadm answers when the action is done, as the original did).
     settling: Vec<(Pending, Instant)>,
     pub(super) next_admin: u64,
-    pub(super) locked: bool,
+    /// When SIGTERM came (the shutdown's clock), and whether the hand-over was given up.
+    shutdown: Option<(Instant, bool)>,
+    /// The core said Exit: the group is left, the loop ends.
+    exit: bool,
     /// What subscribers were last told, per service.
     published: BTreeMap<String, libcluster::rgmanager::ServiceRecord>,
 }
@@ -112,7 +122,8 @@ impl Shell {
             quorate: false,
             waiting: BTreeMap::new(),
             next_admin: 0,
-            locked: false,
+            shutdown: None,
+            exit: false,
             published: BTreeMap::new(),
             settling: Vec::new(),
         }
@@ -293,6 +304,13 @@ impl Shell {
                     &mut self.out,
                 );
             }
+            Action::Exit => {
+                if let Err(e) = self.cman.group_leave(GROUP).await {
+                    warn!(error = %e, "cannot leave the rgmanager group; exiting anyway");
+                }
+                info!("services handed over or stopped; rgmanagerd exits");
+                self.exit = true;
+            }
             Action::Reply { id, code } => {
                 if let Some(p) = self.waiting.remove(&id) {
                     if code == 0 {
@@ -316,9 +334,11 @@ impl Shell {
                 self.input(Input::VmDone { service, result }).await;
             }
             ExecDone::Status { service, running } => {
+                // The core says whether that is a failure (a sweep for VMs it does not hold
+                // expects most of them not to run here).
                 if !running {
                     let name = self.service_name(service);
-                    warn!(service = %name, "status check: not running");
+                    debug!(service = %name, "status check: not running here");
                 }
                 self.input(Input::Status { service, running }).await;
             }
@@ -400,8 +420,26 @@ impl Shell {
             }
             _ => return Ok(()),
         };
+        let view = matches!(input, Input::ViewInstalled { .. });
         self.input(input).await;
+        if view {
+            self.learn_incarnations().await;
+        }
         Ok(())
+    }
+
+    /// Tells the core the latest incarnation cmand knows of every node, members or not: a
+    /// cold start waits for absent nodes to be fenced in *that* life.
+    async fn learn_incarnations(&mut self) {
+        let nodes = self
+            .cman
+            .nodes()
+            .await
+            .into_iter()
+            .filter(|n| n.id != 0 && n.incarnation > 0)
+            .map(|n| (NodeId(n.id), n.incarnation))
+            .collect();
+        self.input(Input::Incarnations { nodes }).await;
     }
 
     /// Runs until SIGTERM/SIGINT or until cmand goes away.
@@ -420,6 +458,7 @@ impl Shell {
         self.record(Event::Start);
         if let Some(st) = self.cman.status().await {
             self.quorate = st.quorate;
+            self.learn_incarnations().await;
             let nodes = self.cman.nodes().await;
             let members: Vec<(NodeId, u64)> = nodes
                 .iter()
@@ -445,6 +484,7 @@ impl Shell {
             })
             .await;
         }
+        self.adopt().await;
         let mut out = Vec::new();
         self.core.start(&mut out);
         for a in out {
@@ -483,15 +523,84 @@ impl Shell {
                     self.fenced.ensure_subscribed().await;
                     self.input(Input::FenceEvent).await;
                 }
-                _ = tokio::time::sleep(wake) => self.input(Input::Tick).await,
-                _ = term.recv() => return Ok(()),
-                _ = int.recv() => return Ok(()),
+                _ = tokio::time::sleep(wake) => {
+                    self.input(Input::Tick).await;
+                    if self.shutdown_overdue() {
+                        return Ok(());
+                    }
+                }
+                _ = term.recv() => self.signalled().await,
+                _ = int.recv() => self.signalled().await,
+            }
+            if self.exit {
+                return Ok(());
             }
         }
     }
 
-    /// After the loop: record the exit. VMs keep running (an rgmanagerd restart re-adopts
-    /// them; a stopping host is left by `cman_tool leave`, whose view change relocates them).
+    /// VMs and services found running here at start-up are this node's again: reported,
+    /// checked, stopped when told, never started a second time (a VM that ran on while
+    /// rgmanagerd was down or restarting must not also start elsewhere).
+    async fn adopt(&mut self) {
+        let catalog = self.core.catalog().clone();
+        let mut adopted = Vec::new();
+        for s in catalog.indexes() {
+            let name = catalog.service(s).name.clone();
+            if self.exec.probe_service(&name).await {
+                info!(service = %name, "already running here; adopted");
+                adopted.push(s);
+            }
+        }
+        let now = self.now();
+        self.core.adopt_running(now, &adopted);
+    }
+
+    /// SIGTERM/SIGINT: hand the services over (VMs migrate live), or, at a second signal,
+    /// stop them here.
+    async fn signalled(&mut self) {
+        let hand_off = match self.shutdown {
+            None => {
+                info!("SIGTERM: handing the services of this node over before exiting");
+                self.shutdown = Some((Instant::now(), false));
+                true
+            }
+            Some((since, _)) => {
+                warn!("signalled again: stopping the services of this node here");
+                self.shutdown = Some((since, true));
+                false
+            }
+        };
+        self.input(Input::Shutdown { hand_off }).await;
+    }
+
+    /// The shutdown's patience: after the hand-over timeout the services are stopped
+    /// here; after the stop timeout rgmanagerd exits whatever still runs.
+    fn shutdown_overdue(&mut self) -> bool {
+        let Some((since, given_up)) = self.shutdown else {
+            return false;
+        };
+        let handoff = std::env::var("RGMANAGER_HANDOFF_TIMEOUT")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map_or(HANDOFF_TIMEOUT, Duration::from_secs);
+        if since.elapsed() > handoff + STOP_TIMEOUT {
+            warn!("services still running after the stop timeout; exiting (a restarted rgmanagerd adopts them)");
+            return true;
+        }
+        if !given_up && since.elapsed() > handoff {
+            warn!(
+                timeout_s = handoff.as_secs(),
+                "hand-over timed out; stopping the services here"
+            );
+            self.shutdown = Some((since, true));
+            let now = self.now();
+            self.core
+                .handle(now, Input::Shutdown { hand_off: false }, &mut self.out);
+        }
+        false
+    }
+
+    /// After the loop: record the exit.
     pub fn finish(&mut self, result: &Result<(), DaemonError>) {
         let reason = match result {
             Ok(()) => "stopped".to_string(),
