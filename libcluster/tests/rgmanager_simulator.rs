@@ -544,8 +544,9 @@ fn random_schedules_two_node_mode_keep_r1_f1_r3_and_reach_r2() {
 #[test]
 fn seeds_that_found_bugs_stay_fixed() {
     // R1 (136, 337) and F1 (1058) violations with rgmanagerd stops and restarts, gone
-    // with the fixes below.
-    for seed in [136, 337, 1058] {
+    // with the fixes below; 104783, 113711: rgmanagerd restarted unseen by the engine, which
+    // waited for a command its former life never got.
+    for seed in [136, 337, 1058, 104_783, 113_711] {
         if let Err(e) = scenario(seed, 2 + (seed % 4) as u32, false) {
             panic!("{e}");
         }
@@ -553,8 +554,10 @@ fn seeds_that_found_bugs_stay_fixed() {
     // 104, 145, 292, 451: a cold start awaited the fencing of a node whose incarnation it
     // did not know, and an older life's fence record counted; 2347: a migration's target
     // left before its arrival was reported; 2548: what a departed member last said it ran
-    // was forgotten; 2871: a killed rgmanagerd's last start came up after its restart.
-    for seed in [104, 145, 292, 451, 2347, 2548, 2871] {
+    // was forgotten; 2871: a killed rgmanagerd's last start came up after its restart;
+    // 108362: a migration completed before its target heard so, and the target's
+    // rgmanagerd died.
+    for seed in [104, 145, 292, 451, 2347, 2548, 2871, 108_362] {
         if let Err(e) = scenario(seed, 2, true) {
             panic!("{e}");
         }

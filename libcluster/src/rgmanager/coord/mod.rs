@@ -323,6 +323,8 @@ pub struct Coordinator {
     rebuild: bool,
     /// The incarnation of every member as of the engine's last quorate view.
     engine_incarnations: BTreeMap<NodeId, u64>,
+    /// Members that left the group since the engine's last quorate view.
+    left_since_decided: BTreeSet<NodeId>,
     /// Members that came into this round from the group view this node came from: they
     /// delivered what this node delivered there, so operations among them end normally.
     reliable: BTreeSet<NodeId>,
@@ -383,6 +385,7 @@ impl Coordinator {
             engine: None,
             rebuild: false,
             engine_incarnations: BTreeMap::new(),
+            left_since_decided: BTreeSet::new(),
             reliable: BTreeSet::new(),
             ready: false,
             fenced_sent: BTreeSet::new(),
@@ -656,17 +659,30 @@ impl Coordinator {
         // node sent before it is delivered to every member, so it decided nothing unseen.
         let orderly = gv.seq > 0;
         for &n in &gone {
-            let ran = self.latest.remove(&n);
-            self.unresolved.remove(&n);
-            self.migrating.remove(&n);
+            // What it held as it left: what it ran, and what it was receiving (a migration
+            // that completed before it heard so: seed 108362).
+            let said = self.latest.contains_key(&n);
+            let mut ran = self.latest.remove(&n).unwrap_or_default();
+            for s in self
+                .unresolved
+                .remove(&n)
+                .into_iter()
+                .chain(self.migrating.remove(&n))
+                .flatten()
+            {
+                if !ran.contains(&s) {
+                    ran.push(s);
+                }
+            }
             self.locked_nodes.remove(&n);
+            self.left_since_decided.insert(n);
             self.local.peer_left(n, out, &mut self.msgs);
             if orderly {
                 self.deciders.remove(&n);
             }
             // It announced its shutdown (and started nothing since) and runs nothing: a
             // clean leave, nothing to wait for.
-            let clean = self.leaving_nodes.remove(&n) && ran.as_ref().is_some_and(|r| r.is_empty());
+            let clean = self.leaving_nodes.remove(&n) && said && ran.is_empty();
             if clean {
                 info!(node = %n, "member left cleanly after handing its services over");
             }
@@ -677,7 +693,7 @@ impl Coordinator {
                     cold: false,
                     running: Vec::new(),
                 });
-                for s in ran.unwrap_or_default() {
+                for s in ran {
                     if !p.running.contains(&s) {
                         p.running.push(s);
                     }
@@ -828,12 +844,18 @@ impl Coordinator {
                 if let Some(&(src, to)) = self.migrations.get(&service) {
                     if src == from {
                         self.migrations.remove(&service);
-                        // It arrived at a target that has left since (seed 2347): it may
-                        // run there, whatever the records say, until that node is fenced.
+                        // It arrived at the target: the target runs it now, as far as anyone
+                        // knows until the target's own next message (which may never come:
+                        // seed 108362), or until a target that left already is fenced
+                        // (seed 2347).
                         if result == engine::OpResult::Migrated {
                             if let Some(p) = self.pending.get_mut(&to) {
                                 if !p.running.contains(&service) {
                                     p.running.push(service);
+                                }
+                            } else if let Some(r) = self.latest.get_mut(&to) {
+                                if !r.contains(&service) {
+                                    r.push(service);
                                 }
                             }
                         }
@@ -1317,13 +1339,18 @@ impl Coordinator {
         let members = self.members.clone();
         // A member that restarted since the engine last saw it (no view of the engine went
         // without it: seed 24328) lost whatever ran there: the engine sees it leave first.
+        // So does one whose rgmanagerd left the group and came back meanwhile (seed 104783):
+        // commands the engine sent to its former life went nowhere.
+        let left = std::mem::take(&mut self.left_since_decided);
         let restarted: BTreeSet<NodeId> = members
             .iter()
             .copied()
             .filter(|n| {
-                self.engine_incarnations
-                    .get(n)
-                    .is_some_and(|i| Some(i) != self.incarnations.get(n))
+                left.contains(n)
+                    || self
+                        .engine_incarnations
+                        .get(n)
+                        .is_some_and(|i| Some(i) != self.incarnations.get(n))
             })
             .collect();
         if !restarted.is_empty() {
