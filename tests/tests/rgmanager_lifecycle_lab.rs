@@ -9,7 +9,10 @@
 //!   again", exit 250) until `clusvcadm -u`;
 //! - rgmanagerd is stopped cleanly (SIGTERM) on station201: vm:station183 is handed over by
 //!   live migration to station200 before it exits, and station201 is not fenced;
-//! - rgmanagerd starts again on station201: domain2 prefers it, so the VM migrates back.
+//! - rgmanagerd starts again on station201: domain2 prefers it, so the VM migrates back;
+//! - `ccs_tool update` with a new `<vm>` put first in `<rm>` (every index moves): the new
+//!   VM is placed, the running ones are not touched (same QEMU processes), no restart of
+//!   rgmanagerd needed.
 //!
 //! Root and QEMU needed (skips with a reason; fails under CI=true).
 
@@ -141,6 +144,47 @@ fn rgmanagerd_adopts_its_vms_after_a_crash_and_hands_them_over_when_stopped() {
         service(&g, A, VM2) == Some((B.into(), "started".into()))
             && running_qemus(&g).get(GUEST2) == Some(&vec![B.to_string()])
     });
+
+    // 5. A new VM in the configuration, first in <rm>: the running ones stay as they are.
+    let pids1 = qemu_pids(&g, A, "station182.example.com");
+    let pids2 = qemu_pids(&g, B, GUEST2);
+    let node_a = g.lab.node(A).expect("station200");
+    let mut conf = libcluster::config::load(&node_a.config_path())
+        .expect("the node's cluster.conf")
+        .config;
+    let mut added = conf.rm.vms[0].clone();
+    added.name = "station184.example.com".into();
+    added.policy.autostart = true;
+    conf.rm.vms.insert(0, added);
+    conf.config_version += 1;
+    clusterlab::lab::labconf::write_vm_definitions(&conf, &g.lab.dir.join("vms"))
+        .expect("a definition for the new VM");
+    let newer = dir.join("cluster.conf.new");
+    std::fs::write(&newer, libcluster::config::to_xml(&conf)).expect("write the new file");
+    let t2 = clusterlab::bench::monotonic_ns();
+    let (code, out) = run(
+        &g,
+        A,
+        &["ccs_tool", "update", newer.to_str().expect("a path")],
+    );
+    assert_eq!(code, 0, "{out}");
+    wait_r1(&g, "the new VM started", || {
+        service(&g, B, "vm:station184.example.com").is_some_and(|(_, st)| st == "started")
+    });
+    assert_eq!(service(&g, A, VM1), Some((A.into(), "started".into())));
+    assert_eq!(service(&g, A, VM2), Some((B.into(), "started".into())));
+    assert_eq!(
+        qemu_pids(&g, A, "station182.example.com"),
+        pids1,
+        "untouched"
+    );
+    assert_eq!(qemu_pids(&g, B, GUEST2), pids2, "untouched");
+    let after = records_after(&history, t2);
+    assert!(
+        !after.iter().any(|r| matches!(&r.event,
+            Event::Vm { vm, op, .. } if !vm.contains("station184") && (op == "start" || op == "stop"))),
+        "a running VM was started or stopped by the reconfiguration"
+    );
     drop(g);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -75,7 +75,7 @@ pub enum Dependency {
 }
 
 /// Every service with its domain and dependency resolved.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Catalog {
     domains: Vec<Domain>,
     services: Vec<ServiceDef>,
@@ -153,6 +153,19 @@ impl Catalog {
             )
             .collect();
         Catalog::new(domains, services)
+    }
+
+    /// Identifies what service indexes mean: their names, in order (FNV-1a). Nodes whose
+    /// fingerprints differ must not exchange indexes.
+    pub fn fingerprint(&self) -> u64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for s in &self.services {
+            for b in s.name.bytes().chain([0]) {
+                h ^= u64::from(b);
+                h = h.wrapping_mul(0x0000_0100_0000_01b3);
+            }
+        }
+        h
     }
 
     /// How many services.

@@ -25,8 +25,10 @@ use tracing::{info, warn};
 pub enum ExecDone {
     /// A VM operation the core asked for, and the history record it makes.
     Vm {
-        /// The service.
+        /// The service, as indexed when the operation began.
         service: ServiceIndex,
+        /// Its name (the index may have moved since: a new configuration).
+        name: String,
         /// Its result.
         result: VmResult,
         /// For the history file.
@@ -34,8 +36,10 @@ pub enum ExecDone {
     },
     /// A status check.
     Status {
-        /// The service.
+        /// The service, as indexed when the check began.
         service: ServiceIndex,
+        /// Its name.
+        name: String,
         /// Whether it runs here.
         running: bool,
     },
@@ -149,6 +153,7 @@ impl Exec {
         let record = Exec::record(name, op, ok, t);
         self.send(ExecDone::Vm {
             service,
+            name: name.to_string(),
             result,
             record,
         });
@@ -187,6 +192,7 @@ impl Exec {
             let record = Exec::record(vm, "start", ok, t);
             me.send(ExecDone::Vm {
                 service,
+                name: name.to_string(),
                 result,
                 record,
             });
@@ -225,6 +231,7 @@ impl Exec {
             let record = Exec::record(vm, "stop", ok, t);
             me.send(ExecDone::Vm {
                 service,
+                name: name.to_string(),
                 result,
                 record,
             });
@@ -263,6 +270,7 @@ impl Exec {
             let record = Exec::record(&vm, "incoming", ok, t);
             me.send(ExecDone::Vm {
                 service,
+                name: name.to_string(),
                 result,
                 record,
             });
@@ -311,6 +319,7 @@ impl Exec {
             }
             me.send(ExecDone::Vm {
                 service,
+                name: name.to_string(),
                 result,
                 record,
             });
@@ -331,7 +340,14 @@ impl Exec {
                 },
                 Some(vm) => matches!(me.driver.status(vm).await, Ok(VmState::Running)),
             };
-            let _ = me.tx.send(ExecDone::Status { service, running }).await;
+            let _ = me
+                .tx
+                .send(ExecDone::Status {
+                    service,
+                    name,
+                    running,
+                })
+                .await;
         });
     }
 

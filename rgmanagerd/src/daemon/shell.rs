@@ -14,7 +14,7 @@ use libcluster::ipc::cman::CmanEvent;
 use libcluster::ipc::rgmanager::{RgEvent, RgRequest, RgResponse};
 use libcluster::membership::ViewId;
 use libcluster::rgmanager::coord::{Action, CoordConfig, Coordinator, Input, GROUP};
-use libcluster::rgmanager::Catalog;
+use libcluster::rgmanager::{Catalog, ServiceIndex};
 use libcluster::{Millis, NodeId};
 use rgmanagerd::driver::AnyDriver;
 use std::collections::BTreeMap;
@@ -323,24 +323,46 @@ impl Shell {
         }
     }
 
+    /// The index a finished operation's service has now (a new configuration may have moved
+    /// it, or dropped the service).
+    fn index_now(&self, was: ServiceIndex, name: &str) -> Option<ServiceIndex> {
+        let c = self.core.catalog();
+        if c.contains(was) && c.service(was).name == name {
+            return Some(was);
+        }
+        let now = c.lookup(name);
+        if now.is_none() {
+            debug!(service = %name, "result for a service no longer configured");
+        }
+        now
+    }
+
     async fn exec_done(&mut self, d: ExecDone) {
         match d {
             ExecDone::Vm {
                 service,
+                name,
                 result,
                 record,
             } => {
                 self.record(record);
-                self.input(Input::VmDone { service, result }).await;
+                if let Some(service) = self.index_now(service, &name) {
+                    self.input(Input::VmDone { service, result }).await;
+                }
             }
-            ExecDone::Status { service, running } => {
+            ExecDone::Status {
+                service,
+                name,
+                running,
+            } => {
                 // The core says whether that is a failure (a sweep for VMs it does not hold
                 // expects most of them not to run here).
                 if !running {
-                    let name = self.service_name(service);
                     debug!(service = %name, "status check: not running here");
                 }
-                self.input(Input::Status { service, running }).await;
+                if let Some(service) = self.index_now(service, &name) {
+                    self.input(Input::Status { service, running }).await;
+                }
             }
         }
     }
@@ -401,18 +423,25 @@ impl Shell {
                 from: NodeId(from),
                 payload,
             },
-            CmanEvent::ConfigChanged { version } => {
-                match load_config(&self.opts.config) {
-                    Ok(conf) => {
-                        info!(version, "cluster.conf reloaded (VM definitions and paths)");
-                        let conf = Arc::new(conf);
-                        self.exec.set_config(Arc::clone(&conf));
-                        self.conf = conf;
-                    }
-                    Err(e) => warn!(error = %e, "cannot reload cluster.conf"),
+            CmanEvent::ConfigChanged { version } => match load_config(&self.opts.config) {
+                // At this point of cmand's order on every node: the services carry over by
+                // name, new ones start as configured, removed ones are left alone.
+                Ok(conf) => {
+                    info!(
+                        version,
+                        "cluster.conf reloaded: services, domains, VM definitions"
+                    );
+                    let conf = Arc::new(conf);
+                    self.exec.set_config(Arc::clone(&conf));
+                    let catalog = Catalog::from_config(&conf);
+                    self.conf = conf;
+                    Input::Reconfigure { catalog }
                 }
-                return Ok(());
-            }
+                Err(e) => {
+                    warn!(error = %e, "cannot reload cluster.conf; the services keep the configuration they had");
+                    return Ok(());
+                }
+            },
             CmanEvent::Shutdown { reason } => {
                 return Err(DaemonError::Cman(format!(
                     "cmand is shutting down: {reason}"

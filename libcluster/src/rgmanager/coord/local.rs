@@ -110,6 +110,30 @@ impl Local {
         }
     }
 
+    /// A new configuration renumbered the services (`map`: old index → new). A VM no longer
+    /// configured is forgotten (left running); commands waiting for a busy VM are dropped
+    /// (the coordinator decides again); migrations not started yet end: an incoming VM is
+    /// checked (it may have arrived), one waiting to go stays here.
+    pub(super) fn remap(
+        &mut self,
+        map: &BTreeMap<ServiceIndex, ServiceIndex>,
+        out: &mut Vec<Action>,
+    ) {
+        self.vms = std::mem::take(&mut self.vms)
+            .into_iter()
+            .filter_map(|(s, vm)| map.get(&s).map(|t| (*t, vm)))
+            .collect();
+        self.queued.clear();
+        self.awaiting.clear();
+        self.sweeping.clear();
+        self.resolve_incoming(out, |_, _, _| true);
+    }
+
+    /// Services the next sweep looks for (the configuration's VMs).
+    pub(super) fn set_sweep(&mut self, vms: Vec<ServiceIndex>) {
+        self.sweep = vms;
+    }
+
     /// A VM found running here when rgmanagerd started (re-adopted, not started again).
     pub(super) fn adopt(&mut self, now: Millis, s: ServiceIndex) {
         self.vms.entry(s).or_insert(Vm::Running {

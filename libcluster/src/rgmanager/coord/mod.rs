@@ -28,6 +28,7 @@
 
 mod local;
 pub mod msg;
+mod reconfig;
 mod restore;
 
 #[cfg(test)]
@@ -188,6 +189,12 @@ pub enum Input {
         /// Hand the services over rather than stop them here.
         hand_off: bool,
     },
+    /// cmand delivered a new cluster.conf (`ccs_tool update`): its `<rm>` compiled. Every
+    /// member gets it at the same point of the order; services carry over by name.
+    Reconfigure {
+        /// The new catalog.
+        catalog: Catalog,
+    },
     /// `clusvcadm -l` (`true`) / `-u` (`false`) here: nothing starts on this node while locked.
     Lock {
         /// Locked.
@@ -288,6 +295,10 @@ fn extend_lineage(lineage: u64, gv: GroupViewId) -> u64 {
 pub struct Coordinator {
     cfg: CoordConfig,
     cat: Catalog,
+    /// [`Catalog::fingerprint`]: every message carries it; others' are dropped.
+    catalog_id: u64,
+    /// Members last heard under another catalog (their fingerprint).
+    foreign: BTreeMap<NodeId, u64>,
     quorate: bool,
     incarnations: BTreeMap<NodeId, u64>,
     // group
@@ -363,6 +374,8 @@ impl Coordinator {
         let local = Local::new(cfg.me, cfg.status_interval_ms, vms);
         Coordinator {
             cfg,
+            catalog_id: catalog.fingerprint(),
+            foreign: BTreeMap::new(),
             cat: catalog,
             quorate: false,
             incarnations: BTreeMap::new(),
@@ -493,7 +506,19 @@ impl Coordinator {
                 self.on_group_view(now, GroupViewId { view, seq }, members, out)
             }
             Input::Deliver { from, payload } => match Msg::decode(from, &payload) {
-                Ok(m) => self.on_msg(now, from, m, out),
+                Ok((id, m)) if id == self.catalog_id => self.on_msg(now, from, m, out),
+                Ok((id, _)) => {
+                    // Another <rm> configuration: its indexes name other services. A new round
+                    // begins that cannot end before the sender matches (none of its reports
+                    // arrive), so nothing is decided meanwhile.
+                    if self.foreign.insert(from, id) != Some(id) {
+                        warn!(node = %from, theirs = format!("{id:016x}"), ours = format!("{:016x}", self.catalog_id),
+                            "member runs another <rm> configuration; nothing is decided until it matches (ccs_tool update)");
+                        if self.members.contains(&from) {
+                            self.restart_round(now);
+                        }
+                    }
+                }
                 Err(e) => warn!(error = %e, "dropped rgmanager message"),
             },
             Input::VmDone { service, result } => {
@@ -519,6 +544,7 @@ impl Coordinator {
             } => self.on_admin(id, service, request, out),
             Input::Tick => self.local.tick(now, out),
             Input::Shutdown { hand_off } => self.on_shutdown(now, hand_off, out),
+            Input::Reconfigure { catalog } => self.reconfigure(now, catalog, out),
             Input::Lock { locked } => {
                 if self.local.locked != locked {
                     info!(
@@ -617,7 +643,7 @@ impl Coordinator {
 
     fn flush(&mut self, out: &mut Vec<Action>) {
         for m in self.msgs.drain(..) {
-            out.push(Action::Send(m.encode()));
+            out.push(Action::Send(m.encode(self.catalog_id)));
         }
     }
 
@@ -728,6 +754,24 @@ impl Coordinator {
         // Decisions wait for this round's reports (and, after a merge, the rebuilt engine).
         self.pause_engine(now);
         self.local.round_started();
+        self.report();
+        let _ = now;
+    }
+
+    /// The round of the current group view starts over (same view, new reports).
+    pub(super) fn restart_round(&mut self, now: Millis) {
+        self.reports.clear();
+        self.finalized = false;
+        self.ready = false;
+        self.pause_engine(now);
+        self.report();
+    }
+
+    /// This node's report for the current round.
+    fn report(&mut self) {
+        let Some(gv) = self.gv else {
+            return;
+        };
         self.msgs.push(Msg::Report {
             gv,
             lineage: self.lineage,
@@ -740,7 +784,6 @@ impl Coordinator {
             incoming: self.local.incoming(),
             migrating: self.local.migrating(),
         });
-        let _ = now;
     }
 
     /// The engine decides nothing (no starts, no failback) until the coordinator is ready
@@ -803,6 +846,11 @@ impl Coordinator {
             } => {
                 if !member {
                     return;
+                }
+                if self.foreign.remove(&from).is_some() && from != self.cfg.me {
+                    // It runs our configuration now; what we reported meanwhile did not reach
+                    // it.
+                    self.report();
                 }
                 self.latest.insert(from, running);
                 self.unresolved.insert(from, incoming);

@@ -191,7 +191,7 @@ impl Msg {
             records: Vec::new(),
             commands: Vec::new(),
         }
-        .encode()
+        .encode(0)
         .len();
         let mut out = Vec::new();
         let (mut records, mut commands, mut size) = (Vec::new(), Vec::new(), base);
@@ -438,15 +438,17 @@ impl fmt::Display for CoordError {
 impl std::error::Error for CoordError {}
 
 impl Msg {
-    /// The group payload.
-    pub fn encode(&self) -> Vec<u8> {
+    /// The group payload: the version byte, the sender's catalog fingerprint (eight bytes,
+    /// little-endian: service indexes mean nothing under another configuration), the body.
+    pub fn encode(&self, catalog: u64) -> Vec<u8> {
         let mut out = vec![PROTOCOL_VERSION];
+        out.extend(catalog.to_le_bytes());
         out.extend(body::encode(self));
         out
     }
 
-    /// Decodes a group payload from `from`.
-    pub fn decode(from: NodeId, payload: &[u8]) -> Result<Msg, CoordError> {
+    /// Decodes a group payload from `from`: the sender's catalog fingerprint and the message.
+    pub fn decode(from: NodeId, payload: &[u8]) -> Result<(u64, Msg), CoordError> {
         let (&version, rest) = payload.split_first().ok_or(CoordError::Empty { from })?;
         if version != PROTOCOL_VERSION {
             return Err(CoordError::Version {
@@ -454,10 +456,15 @@ impl Msg {
                 found: version,
             });
         }
-        body::decode(rest).map_err(|e| CoordError::Decode {
+        let (id, rest) = rest.split_first_chunk::<8>().ok_or(CoordError::Decode {
+            from,
+            reason: "no catalog fingerprint".into(),
+        })?;
+        let m = body::decode(rest).map_err(|e| CoordError::Decode {
             from,
             reason: e.to_string(),
-        })
+        })?;
+        Ok((u64::from_le_bytes(*id), m))
     }
 }
 
@@ -551,7 +558,7 @@ mod tests {
     #[test]
     fn every_message_kind_roundtrips() {
         for m in samples() {
-            assert_eq!(Msg::decode(NodeId(1), &m.encode()), Ok(m));
+            assert_eq!(Msg::decode(NodeId(1), &m.encode(0xabc)), Ok((0xabc, m)));
         }
     }
 
@@ -561,7 +568,7 @@ mod tests {
             Msg::decode(NodeId(5), &[]),
             Err(CoordError::Empty { from: NodeId(5) })
         );
-        let mut p = samples()[0].encode();
+        let mut p = samples()[0].encode(1);
         p[0] = 9;
         assert_eq!(
             Msg::decode(NodeId(5), &p),
@@ -621,7 +628,7 @@ mod tests {
         let parts = whole.clone().split();
         assert!(parts.len() > 5, "{} parts", parts.len());
         for p in &parts {
-            let len = Msg::Table(p.clone()).encode().len();
+            let len = Msg::Table(p.clone()).encode(u64::MAX).len();
             assert!(len <= crate::membership::MAX_PAYLOAD, "{len} bytes");
         }
         assert!(parts[1..].iter().all(|p| p.pending.is_empty()));
@@ -670,7 +677,7 @@ mod tests {
         assert!(msgs.len() > 5, "{} messages", msgs.len());
         let (mut nr, mut nc) = (0, 0);
         for m in &msgs {
-            assert!(m.encode().len() <= crate::membership::MAX_PAYLOAD);
+            assert!(m.encode(u64::MAX).len() <= crate::membership::MAX_PAYLOAD);
             let Msg::Decisions {
                 generation,
                 records,
@@ -704,7 +711,7 @@ mod tests {
         #[test]
         fn truncated_messages_are_errors(cut in 0usize..64) {
             for m in samples() {
-                let p = m.encode();
+                let p = m.encode(42);
                 if cut < p.len() {
                     prop_assert!(Msg::decode(NodeId(1), &p[..cut]).is_err());
                 }

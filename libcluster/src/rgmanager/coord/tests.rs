@@ -433,7 +433,8 @@ fn a_joiner_receives_the_table_and_decisions_of_a_former_coordinator_are_ignored
             node: w.hosts(S)[0],
         }],
     };
-    w.wire.push_back((n(2), forged.encode()));
+    let id = w.node(2).catalog().fingerprint();
+    w.wire.push_back((n(2), forged.encode(id)));
     w.settle();
     assert_eq!(w.node(3).record(S).cloned(), before);
     assert_eq!(w.hosts(S).len(), 1);
@@ -974,4 +975,138 @@ fn nothing_starts_on_a_locked_node_and_a_local_enable_there_is_refused() {
     );
     w.settle();
     assert_eq!(w.hosts(S), vec![n(2)]);
+}
+
+impl World {
+    /// Every node switches to `cat` at this point of the order (cmand delivered a new
+    /// cluster.conf); the hypervisors' truth is renamed with it.
+    fn reconfigure(&mut self, cat: &Catalog, nodes: &[u32]) {
+        let old = self.node(nodes[0]).catalog().clone();
+        self.truth = std::mem::take(&mut self.truth)
+            .into_iter()
+            .filter_map(|(s, hosts)| cat.lookup(&old.service(s).name).map(|t| (t, hosts)))
+            .collect();
+        for &m in nodes {
+            self.input(
+                n(m),
+                Input::Reconfigure {
+                    catalog: cat.clone(),
+                },
+            );
+        }
+        self.settle();
+    }
+
+    fn hosts_of(&self, name: &str) -> Vec<NodeId> {
+        let s = self.node(1).catalog().lookup(name).expect("configured");
+        self.hosts(s)
+    }
+}
+
+fn catalog_of(names: &[(&str, bool)]) -> Catalog {
+    Catalog::new(
+        vec![],
+        names
+            .iter()
+            .map(|&(name, autostart)| {
+                let mut d = vm(name);
+                d.autostart = autostart;
+                d
+            })
+            .collect(),
+    )
+}
+
+#[test]
+fn a_new_configuration_renumbers_the_services_and_nothing_running_moves() {
+    let mut w = formed(2, 2);
+    let before: Vec<(String, Vec<NodeId>)> = ["vm:0", "vm:1"]
+        .iter()
+        .map(|name| (name.to_string(), w.hosts_of(name)))
+        .collect();
+    w.starts.clear();
+    // vm:new comes first: every index moves; vm:later is added disabled.
+    let cat = catalog_of(&[
+        ("vm:new", true),
+        ("vm:1", true),
+        ("vm:0", true),
+        ("vm:later", false),
+    ]);
+    w.reconfigure(&cat, &[1, 2]);
+    for (name, hosts) in &before {
+        assert_eq!(&w.hosts_of(name), hosts, "{name} stayed where it ran");
+        assert!(w.starts.iter().all(|(_, s)| cat.service(*s).name != *name));
+    }
+    assert_eq!(
+        w.hosts_of("vm:new").len(),
+        1,
+        "the new autostart VM is placed"
+    );
+    let later = cat.lookup("vm:later").expect("configured");
+    for m in [1, 2] {
+        let c = w.node(m);
+        assert_eq!(
+            c.record(later).map(|r| r.state),
+            Some(ServiceState::Disabled)
+        );
+        for s in cat.indexes() {
+            assert_eq!(c.record(s), w.node(1).record(s), "replicas agree on {s}");
+        }
+    }
+    assert!(w.node(1).is_deciding());
+    // The new service takes requests.
+    w.input(
+        n(2),
+        Input::Admin {
+            id: 1,
+            service: later,
+            request: Request::Enable { target: None },
+        },
+    );
+    w.settle();
+    assert_eq!(w.hosts(later), vec![n(2)]);
+}
+
+#[test]
+fn a_member_on_another_configuration_stops_all_decisions_until_it_matches() {
+    let mut w = formed(2, 2);
+    let cat = catalog_of(&[("vm:1", true), ("vm:0", true), ("vm:2", true)]);
+    // Only node 2 gets the new file (its copy was edited by hand): its messages name other
+    // services, so nobody takes them, and nothing is decided meanwhile.
+    w.input(
+        n(2),
+        Input::Reconfigure {
+            catalog: cat.clone(),
+        },
+    );
+    w.settle();
+    assert!(!w.node(1).is_deciding());
+    let running: usize = w.truth.values().map(BTreeSet::len).sum();
+    assert_eq!(running, 2, "nothing started or stopped");
+    // Node 1 catches up: one catalog again, decisions resume, vm:2 is placed.
+    w.truth = std::mem::take(&mut w.truth)
+        .into_iter()
+        .map(|(s, hosts)| {
+            (
+                if s.0 == 0 {
+                    ServiceIndex(1)
+                } else {
+                    ServiceIndex(0)
+                },
+                hosts,
+            )
+        })
+        .collect();
+    w.input(
+        n(1),
+        Input::Reconfigure {
+            catalog: cat.clone(),
+        },
+    );
+    w.settle();
+    assert!(w.node(1).is_deciding());
+    assert_eq!(w.hosts(cat.lookup("vm:2").expect("vm:2")).len(), 1);
+    for s in cat.indexes() {
+        assert_eq!(w.hosts(s).len(), 1, "{s}");
+    }
 }
