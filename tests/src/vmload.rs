@@ -235,6 +235,40 @@ pub fn qemu_status(sock: &Path) -> Option<String> {
     None
 }
 
+/// Whether QEMU is installed; when not, prints why and returns false, and in CI (CI=true)
+/// that is a failure (panics).
+pub fn qemu_ready() -> bool {
+    let ok = std::process::Command::new("qemu-system-x86_64")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        let why = "qemu-system-x86_64 missing (Debian package qemu-system-x86)";
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("CI=true but {why}");
+        }
+        eprintln!("skipped: {why}");
+    }
+    ok
+}
+
+/// The guest name of a process, from its `/proc/PID/cmdline`, if it is a QEMU process
+/// (`-name guest=NAME,...`); also its arguments.
+pub fn qemu_guest(cmdline: &[u8]) -> Option<(String, Vec<String>)> {
+    let args: Vec<String> = cmdline
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    if !args.first().is_some_and(|a| a.contains("qemu-system")) {
+        return None;
+    }
+    let guest = args.iter().find_map(|a| {
+        a.strip_prefix("guest=")
+            .map(|s| s.split(',').next().unwrap_or(s).to_string())
+    })?;
+    Some((guest, args))
+}
+
 /// (guest name, host node id) of every QEMU process of the lab: the host is the one whose
 /// `<runtime dir>/vms/` its command line names.
 fn qemu_processes(hosts: &[VmHost]) -> Vec<(String, u32)> {
@@ -254,17 +288,7 @@ fn qemu_processes(hosts: &[VmHost]) -> Vec<(String, u32)> {
         let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
             continue;
         };
-        let args: Vec<String> = cmdline
-            .split(|b| *b == 0)
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        if !args.first().is_some_and(|a| a.contains("qemu-system")) {
-            continue;
-        }
-        let Some(guest) = args.iter().find_map(|a| {
-            a.strip_prefix("guest=")
-                .map(|s| s.split(',').next().unwrap_or(s).to_string())
-        }) else {
+        let Some((guest, args)) = qemu_guest(&cmdline) else {
             continue;
         };
         let Some(node) = marks

@@ -14,9 +14,9 @@ use clusterlab::checker;
 use clusterlab::demo::REFERENCE_CONF;
 use clusterlab::jepsen::{self, schedule::NemesisKind, vms, JepsenOptions};
 use clusterlab::lab::{self, netns_test_ready};
+use clusterlab::vmload::qemu_ready;
 use libcluster::history::Event;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -50,21 +50,6 @@ const THREE_NODES: &str = r#"<?xml version="1.0"?>
   </rm>
 </cluster>
 "#;
-
-fn qemu_ready() -> bool {
-    let ok = Command::new("qemu-system-x86_64")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        let why = "qemu-system-x86_64 missing (Debian package qemu-system-x86)";
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("CI=true but {why}");
-        }
-        eprintln!("skipped: {why}");
-    }
-    ok
-}
 
 /// Runs one seed; it must pass. Returns the lab directory (kept) and the test's base.
 fn run_seed(tag: &str, conf_text: &str, seed: u64) -> (PathBuf, PathBuf) {

@@ -268,24 +268,10 @@ impl RgSimNode {
             self.out_c.clear();
             // Its operations end as it dies: a VM it was starting is up or not, one it was
             // stopping down or not (a live migration goes on: QEMU carries it).
-            let (me, inc) = (ctx.me, self.core.incarnation());
             for (at, op) in std::mem::take(&mut self.ops) {
                 match op {
-                    Op::Start(s) if ctx.rng.random_bool(0.5) => {
-                        self.hv
-                            .borrow_mut()
-                            .running
-                            .entry(s)
-                            .or_default()
-                            .insert(me, inc);
-                        ctx.emit(RgSimEvent::VmUp { service: s });
-                    }
-                    Op::Stop(s) if ctx.rng.random_bool(0.5) => {
-                        if let Some(m) = self.hv.borrow_mut().running.get_mut(&s) {
-                            m.remove(&me);
-                        }
-                        ctx.emit(RgSimEvent::VmDown { service: s });
-                    }
+                    Op::Start(s) if ctx.rng.random_bool(0.5) => self.vm_up(ctx, s),
+                    Op::Stop(s) if ctx.rng.random_bool(0.5) => self.vm_down(ctx, s),
                     m @ Op::Migrate { .. } => self.ops.push((at, m)),
                     _ => {}
                 }
@@ -293,6 +279,24 @@ impl RgSimNode {
             let group = GROUP.to_string();
             self.request(ctx, ClientRequest::GroupLeave { group });
         }
+    }
+
+    /// The VM runs here now (this incarnation).
+    fn vm_up(&self, ctx: &mut Ctx<'_, Self>, s: ServiceIndex) {
+        let inc = self.core.incarnation();
+        let mut hv = self.hv.borrow_mut();
+        hv.running.entry(s).or_default().insert(ctx.me, inc);
+        ctx.emit(RgSimEvent::VmUp { service: s });
+    }
+
+    /// The VM stops here (and can no longer arrive here).
+    fn vm_down(&self, ctx: &mut Ctx<'_, Self>, s: ServiceIndex) {
+        let mut hv = self.hv.borrow_mut();
+        if let Some(m) = hv.running.get_mut(&s) {
+            m.remove(&ctx.me);
+        }
+        hv.incoming.remove(&(s, ctx.me));
+        ctx.emit(RgSimEvent::VmDown { service: s });
     }
 
     /// Every configured node's latest incarnation as cmand knows it (`cman_tool nodes`).
@@ -559,24 +563,12 @@ impl RgSimNode {
                     {
                         (s, VmResult::StartFailed)
                     } else {
-                        self.hv
-                            .borrow_mut()
-                            .running
-                            .entry(s)
-                            .or_default()
-                            .insert(me, inc);
-                        ctx.emit(RgSimEvent::VmUp { service: s });
+                        self.vm_up(ctx, s);
                         (s, VmResult::Started)
                     }
                 }
                 Op::Stop(s) => {
-                    let mut hv = self.hv.borrow_mut();
-                    if let Some(m) = hv.running.get_mut(&s) {
-                        m.remove(&me);
-                    }
-                    hv.incoming.remove(&(s, me));
-                    drop(hv);
-                    ctx.emit(RgSimEvent::VmDown { service: s });
+                    self.vm_down(ctx, s);
                     (s, VmResult::Stopped)
                 }
                 Op::Prepare(s) => {

@@ -14,20 +14,7 @@ pub const VM1: &str = "vm:station182.example.com";
 pub const VM2: &str = "vm:station183.example.com";
 pub const BOUND: Duration = Duration::from_secs(120);
 
-pub fn qemu_ready() -> bool {
-    let ok = Command::new("qemu-system-x86_64")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        let why = "qemu-system-x86_64 missing (Debian package qemu-system-x86)";
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("CI=true but {why}");
-        }
-        eprintln!("skipped: {why}");
-    }
-    ok
-}
+pub use clusterlab::vmload::qemu_ready;
 
 pub fn run(g: &LabGuard, node: &str, args: &[&str]) -> (i32, String) {
     let n = g.lab.node(node).unwrap();
@@ -71,17 +58,7 @@ pub fn running_qemus(g: &LabGuard) -> BTreeMap<String, Vec<String>> {
             let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
                 continue;
             };
-            let args: Vec<String> = cmdline
-                .split(|b| *b == 0)
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect();
-            if !args.first().is_some_and(|a| a.contains("qemu-system")) {
-                continue;
-            }
-            let Some(name) = args.iter().find_map(|a| {
-                a.strip_prefix("guest=")
-                    .map(|s| s.split(',').next().unwrap_or(s).to_string())
-            }) else {
+            let Some((name, _)) = clusterlab::vmload::qemu_guest(&cmdline) else {
                 continue;
             };
             let sock = n.runtime_dir().join("vms").join(&name).join("status.sock");
@@ -110,9 +87,8 @@ pub fn qemu_pids(g: &LabGuard, node: &str, name: &str) -> Vec<u32> {
         .split_whitespace()
         .filter_map(|pid| {
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-            let text = String::from_utf8_lossy(&cmdline);
-            let guest = format!("guest={name}");
-            (text.contains("qemu-system") && text.contains(&guest)).then(|| pid.parse().ok())?
+            let (guest, _) = clusterlab::vmload::qemu_guest(&cmdline)?;
+            (guest == name).then(|| pid.parse().ok())?
         })
         .collect()
 }
