@@ -311,6 +311,10 @@ fn build(
 /// Starts the power switch, writes every node's config (pointing at it, checked to name
 /// nothing outside the lab) and starts every node. Saves the record as it goes.
 fn start_all(lab: &mut LabState, conf: &config::ClusterConf) -> Result<(), String> {
+    if lab.daemons.iter().any(|d| d == "rgmanagerd") {
+        let dirs: Vec<PathBuf> = lab.nodes.iter().map(|n| n.runtime_dir()).collect();
+        labconf::check_vm_socket_paths(conf, dirs.iter().map(|d| d.as_path()))?;
+    }
     let (login, password) = labconf::switch_credentials(conf);
     let switch = power::start_switch(lab, &login, &password);
     lab.save().map_err(|e| e.to_string())?;

@@ -309,7 +309,7 @@ fn ask(hosts: &[VmHost], guest: &str, node: u32) -> Seen {
     let status = hosts
         .iter()
         .find(|h| h.nodeid == node)
-        .and_then(|h| qemu_status(&h.runtime_dir.join("vms").join(guest).join("status.sock")))
+        .and_then(|h| qemu_status(&crate::lab::labconf::vm_socket_path(&h.runtime_dir, guest)))
         .unwrap_or_else(|| "unanswered".into());
     Seen { node, status }
 }

@@ -114,6 +114,15 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     let span = tracing::info_span!("rgmanagerd", node = %me.name);
     tracing::info!(parent: &span, id = me.id, cluster = %conf.name,
         services = conf.rm.vms.len() + conf.rm.services.len(), "rgmanagerd starting");
+    // A VM this host could never run (a name unusable as a file name, sockets too long for
+    // the state directory) is named now, not only at its first start.
+    if let rgmanagerd::driver::AnyDriver::Qemu(q) = &driver {
+        for vm in &conf.rm.vms {
+            if let Err(e) = q.vm_paths(&vm.name) {
+                tracing::error!(parent: &span, vm = %vm.name, error = %e, "this host cannot run the VM");
+            }
+        }
+    }
     let mut shell = shell::Shell::new(opts, conf, cman, events, history, driver);
     let result = tracing::Instrument::instrument(shell.run(req_rx), span).await;
     shell.finish(&result);

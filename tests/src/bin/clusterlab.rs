@@ -287,7 +287,7 @@ fn run(cli: Cli) -> Result<(), String> {
             post_fail_delay,
         } => {
             let base = dir.unwrap_or_else(|| {
-                std::env::temp_dir().join(format!("clusterlab-bench-{}", std::process::id()))
+                std::env::temp_dir().join(format!("clb-{}", std::process::id()))
             });
             if what == "fencing" {
                 let n = sizes

@@ -185,6 +185,38 @@ pub fn wire_fencing(conf: &mut ClusterConf, outlets: &BTreeMap<u32, u32>) {
 /// no guest OS is needed to start, stop and migrate it) for every `<vm>` into `dir`, the
 /// directory every lab host shares. An existing file is kept (a test may have written a
 /// richer one).
+/// The longest socket path rgmanagerd's QEMU driver makes for a VM: its state directory
+/// (`<runtime dir>/vms` in the lab), the VM's name, then `status.sock`.
+pub fn vm_socket_path(runtime_dir: &std::path::Path, vm: &str) -> std::path::PathBuf {
+    runtime_dir.join("vms").join(vm).join("status.sock")
+}
+
+/// Bytes a unix socket address holds for its path (sun_path less its NUL).
+const SUN_PATH_MAX: usize = 107;
+
+/// Refuses, before anything starts, a lab whose VM sockets would not fit a unix socket
+/// address (a deep `--dir`, long node or VM names): rgmanagerd would fail every start.
+pub fn check_vm_socket_paths<'a>(
+    conf: &ClusterConf,
+    runtime_dirs: impl IntoIterator<Item = &'a std::path::Path>,
+) -> Result<(), String> {
+    for dir in runtime_dirs {
+        for vm in &conf.rm.vms {
+            let path = vm_socket_path(dir, &vm.name);
+            let len = path.as_os_str().len();
+            if len > SUN_PATH_MAX {
+                return Err(format!(
+                    "vm:{} would need the socket {} ({len} bytes; a unix socket holds \
+                     {SUN_PATH_MAX}): put the lab in a shorter directory (--dir)",
+                    vm.name,
+                    path.display()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 pub fn write_vm_definitions(conf: &ClusterConf, dir: &std::path::Path) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     for vm in &conf.rm.vms {
@@ -342,6 +374,25 @@ mod tests {
         let before = r.clone();
         wire_fencing(&mut r, &BTreeMap::new());
         assert_eq!(r, before);
+    }
+
+    #[test]
+    fn vm_sockets_that_do_not_fit_a_unix_address_are_refused_before_the_start() {
+        let r = reference();
+        let short = std::path::PathBuf::from("/tmp/lab/nodes/station201.example.com/run");
+        assert_eq!(check_vm_socket_paths(&r, [short.as_path()]), Ok(()));
+        // The bench's old default: 111 bytes for station182's status socket.
+        let deep = std::path::PathBuf::from(
+            "/tmp/clusterlab-bench-31844/bench-failover/nodes/station201.example.com/run",
+        );
+        let e = check_vm_socket_paths(&r, [short.as_path(), deep.as_path()]).unwrap_err();
+        assert!(
+            e.starts_with(
+                "vm:station182.example.com would need the socket /tmp/clusterlab-bench-31844/"
+            ),
+            "{e}"
+        );
+        assert!(e.contains("(114 bytes; a unix socket holds 107)"), "{e}");
     }
 
     #[test]

@@ -61,7 +61,7 @@ pub fn running_qemus(g: &LabGuard) -> BTreeMap<String, Vec<String>> {
             let Some((name, _)) = clusterlab::vmload::qemu_guest(&cmdline) else {
                 continue;
             };
-            let sock = n.runtime_dir().join("vms").join(&name).join("status.sock");
+            let sock = clusterlab::lab::labconf::vm_socket_path(&n.runtime_dir(), &name);
             if clusterlab::vmload::qemu_status(&sock).as_deref() != Some("running") {
                 continue;
             }
